@@ -1,0 +1,102 @@
+# livestream.aws — one entry point for set-up, tests, the lab and the benchmarks.
+#
+#   make lab        bring up the whole service on this machine (moto + nspawn + pebble)
+#   make lab-down   remove every trace of the lab
+#   make test       lint, sanity, pytest suites, molecule scenarios
+#   make bench      every benchmark (prints figures, writes benchmarks/results/*.json)
+#   make build      the collection tarball in build/
+#
+# Everything installs itself: Debian packages from bindep.txt, a virtualenv from the
+# pinned requirements*.txt. A second run skips what is already there.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(abspath .)
+VENV ?= $(ROOT)/.venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+TARBALL := build/livestream-aws-$(VERSION).tar.gz
+
+# The working tree is importable as livestream.aws through a link inside the venv.
+COLLECTIONS := $(VENV)/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/livestream/aws
+
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PYTHONPATH := $(ROOT)/lab
+export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
+
+.PHONY: help setup setup-lab test lint sanity pytest molecule build lab lab-down bench clean
+
+help:
+	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
+
+## set-up ----------------------------------------------------------------------------
+
+setup: $(VENV)/.installed $(COLLECTION_LINK)
+	@scripts/setup-host test
+
+setup-lab: setup
+	@scripts/setup-host lab
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@scripts/setup-host test
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn $(ROOT) $@
+
+## tests -----------------------------------------------------------------------------
+
+test: setup-lab
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory sanity
+	$(MAKE) --no-print-directory pytest
+	$(MAKE) --no-print-directory molecule
+
+lint: setup
+	ansible-lint --offline
+
+# ansible-test wants to stand in ansible_collections/<namespace>/<name>: give it a copy of
+# the tracked tree there (a link is resolved back to the real path and refused).
+sanity: setup
+	rm -rf build/sanity && mkdir -p build/sanity/ansible_collections/livestream/aws
+	git ls-files -z --cached --others --exclude-standard \
+	  | rsync -a --from0 --files-from=- ./ build/sanity/ansible_collections/livestream/aws/
+	cd build/sanity/ansible_collections/livestream/aws \
+	  && ansible-test sanity --venv --python 3.11 --color no --truncate 0
+
+pytest: setup-lab
+	pytest
+
+molecule: setup-lab
+	@scenarios=$$(ls molecule/*/molecule.yml 2>/dev/null | cut -d/ -f2); \
+	if [ -z "$$scenarios" ]; then echo "molecule: no scenarios yet"; fi; \
+	for s in $$scenarios; do molecule test -s "$$s"; done
+
+build: setup
+	mkdir -p build
+	ansible-galaxy collection build --force --output-path build .
+
+## the lab ---------------------------------------------------------------------------
+
+lab: setup-lab
+	$(BIN)/python -m livestream_lab up
+
+lab-down: setup
+	$(BIN)/python -m livestream_lab down
+
+## benchmarks ------------------------------------------------------------------------
+
+bench: setup-lab
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python "$$b"; done
+
+clean:
+	rm -rf build .ansible
