@@ -63,14 +63,24 @@ test: setup-lab
 
 lint: setup
 	ansible-lint --offline
+	antsibull-changelog lint
 
-# ansible-test wants to stand in ansible_collections/<namespace>/<name>: give it a copy of
-# the tracked tree there (a link is resolved back to the real path and refused).
+# ansible-test wants to stand in ansible_collections/<namespace>/<name> of a git checkout
+# of its own (inside ours it would see only what we ignore): give it a copy of the tree
+# there, with amazon.aws beside it for the imports. Its test venvs are cached in ~/.ansible.
+SANITY_ROOT := $(VENV)/sanity/ansible_collections
+SANITY_COPY := $(SANITY_ROOT)/livestream/aws
+# ansible-test fetches get-pip.py from a host we cannot reach: give it our stand-in
+PIP_BOOTSTRAP := $(HOME)/.ansible/test/cache/get_pip_24_2.py
+
 sanity: setup
-	rm -rf build/sanity && mkdir -p build/sanity/ansible_collections/livestream/aws
+	rm -rf $(SANITY_COPY) && mkdir -p $(SANITY_COPY) $(dir $(PIP_BOOTSTRAP))
+	cp scripts/ansible-test-get-pip.py $(PIP_BOOTSTRAP)
+	ln -sfn $$($(BIN)/python -c 'import ansible_collections.amazon as m; print(list(m.__path__)[0])') \
+	  $(SANITY_ROOT)/amazon
 	git ls-files -z --cached --others --exclude-standard \
-	  | rsync -a --from0 --files-from=- ./ build/sanity/ansible_collections/livestream/aws/
-	cd build/sanity/ansible_collections/livestream/aws \
+	  | rsync -a --from0 --ignore-missing-args --files-from=- ./ $(SANITY_COPY)/
+	cd $(SANITY_COPY) && git init -q . \
 	  && ansible-test sanity --venv --python 3.11 --color no --truncate 0
 
 pytest: setup-lab

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +35,8 @@ class MotoServer:
         self.port = port or free_port(host)
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
+        # moto's recorder writes to ./moto_recording by default: keep it out of the cwd
+        self.recording_path = Path(tempfile.mkdtemp(prefix="moto-recording-")) / "requests.jsonl"
 
     @property
     def url(self) -> str:
@@ -52,6 +56,7 @@ class MotoServer:
             **os.environ,
             "MOTO_AMIS_PATH": str(AMIS_PATH),
             "MOTO_ENABLE_RECORDING": "True",
+            "MOTO_RECORDER_FILEPATH": str(self.recording_path),
         }
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         moto_server = Path(sys.executable).with_name("moto_server")
@@ -109,6 +114,7 @@ class MotoServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.process = None
+        shutil.rmtree(self.recording_path.parent, ignore_errors=True)
 
     def __enter__(self) -> "MotoServer":
         return self.start()

@@ -10,8 +10,8 @@ version_added: 0.1.0
 short_description: Report every AWS resource of a livestream stack
 description:
   - Finds every EC2 resource tagged C(Stack=<name>) in one region and returns it, grouped
-    by kind: VPCs, subnets, internet gateways, route tables, security groups, instances
-    (terminated ones left out), Elastic IPs and key pairs.
+    by kind (VPCs, subnets, internet gateways, route tables, security groups, instances,
+    Elastic IPs and key pairs). Terminated instances are left out.
   - Read-only; safe in check mode.
 options:
   name:
@@ -21,7 +21,7 @@ options:
     type: str
     aliases: [stack_name]
 author:
-  - livestream.aws contributors
+  - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules

@@ -1,0 +1,88 @@
+"""The collection as users get it: built into a tarball, installed offline, documented."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from playbook import ROOT
+
+GALAXY = yaml.safe_load((ROOT / "galaxy.yml").read_text())
+MODULES = sorted(p.stem for p in (ROOT / "plugins/modules").glob("*.py") if p.stem != "__init__")
+INVENTORY_PLUGINS = sorted(p.stem for p in (ROOT / "plugins/inventory").glob("*.py") if p.stem != "__init__")
+
+
+def run(*command: str, env: dict | None = None, cwd: Path | None = None) -> str:
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, check=False)
+    assert proc.returncode == 0, f"{' '.join(command)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def tarball(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    run("ansible-galaxy", "collection", "build", "--output-path", str(out), str(ROOT))
+    (path,) = out.glob("livestream-aws-*.tar.gz")
+    return path
+
+
+@pytest.fixture(scope="module")
+def installed(tarball, tmp_path_factory) -> dict:
+    """The tarball installed offline into an empty path; the env that sees only that copy."""
+    path = tmp_path_factory.mktemp("collections")
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(path)}  # not the working tree's link
+    run("ansible-galaxy", "collection", "install", "--offline", "--no-deps", "-p", str(path), str(tarball), env=env)
+    assert (path / "ansible_collections/livestream/aws/MANIFEST.json").is_file()
+    return env
+
+
+def test_tarball_is_named_after_the_version(tarball):
+    assert tarball.name == f"livestream-aws-{GALAXY['version']}.tar.gz"
+
+
+def test_tarball_ships_the_collection_and_nothing_of_the_workshop(tarball):
+    with tarfile.open(tarball) as tar:
+        names = set(tar.getnames())
+    for needed in ("MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml", "plugins/modules/stack_info.py"):
+        assert needed in names
+    tops = {name.split("/")[0] for name in names}
+    for workshop in (".venv", ".git", "build", "lab", "tests", "benchmarks", ".lab", "Makefile"):
+        assert workshop not in tops, f"{workshop} must not be in the tarball"
+
+
+def test_offline_install_lists_every_plugin(installed):
+    listed = json.loads(run("ansible-doc", "-t", "module", "-l", "livestream.aws", "-j", env=installed))
+    assert sorted(name.split(".")[-1] for name in listed) == MODULES
+    if INVENTORY_PLUGINS:
+        listed = json.loads(run("ansible-doc", "-t", "inventory", "-l", "livestream.aws", "-j", env=installed))
+        assert sorted(name.split(".")[-1] for name in listed) == INVENTORY_PLUGINS
+
+
+def test_offline_install_runs_a_module(installed, aws, tmp_path):
+    """The installed copy works on its own: stack_info answers from the AWS API."""
+    out = run(
+        "ansible", "localhost", "-m", "livestream.aws.stack_info", "-a", "name=live",
+        "-e", f"ansible_python_interpreter={os.sys.executable}",
+        env={**installed, **aws.environment(), "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"},
+        cwd=tmp_path,
+    )
+    assert '"resource_count": 0' in out
+
+
+@pytest.mark.parametrize(
+    "kind,name",
+    [("module", m) for m in MODULES] + [("inventory", p) for p in INVENTORY_PLUGINS],
+)
+def test_every_plugin_documentation_renders(kind, name):
+    doc = json.loads(run("ansible-doc", "-t", kind, "-j", f"livestream.aws.{name}"))
+    entry = doc[f"livestream.aws.{name}"]
+    assert entry["doc"]["short_description"]
+    if kind == "module":
+        assert entry["examples"].strip()
+        assert entry["return"]
