@@ -87,9 +87,12 @@ pytest: setup-lab
 	pytest
 
 molecule: setup-lab
-	@scenarios=$$(ls molecule/*/molecule.yml 2>/dev/null | cut -d/ -f2); \
-	if [ -z "$$scenarios" ]; then echo "molecule: no scenarios yet"; fi; \
-	for s in $$scenarios; do molecule test -s "$$s"; done
+	@shopt -s nullglob; found=0; \
+	for config in molecule/*/molecule.yml; do \
+	  scenario=$$(basename "$$(dirname "$$config")"); found=1; \
+	  echo "== molecule test -s $$scenario"; molecule test -s "$$scenario"; \
+	done; \
+	[ $$found = 1 ] || echo "molecule: no scenarios yet"
 
 build: setup
 	mkdir -p build
