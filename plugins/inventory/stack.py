@@ -1,0 +1,415 @@
+# -*- coding: utf-8 -*-
+# Copyright: livestream.aws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+name: stack
+version_added: 0.1.0
+short_description: The hosts of a livestream stack, grouped by role, reachable through its bastion
+description:
+  - Finds the running and pending EC2 instances tagged C(Stack=<stack_name>) in the configured
+    region(s) and adds them to the inventory. Stopped and terminated instances are left out.
+  - Each host is put in the group named after its C(Role) tag (V(bastion), V(frontend) or
+    V(backend)) and in the group C(stack_<stack_name>) (hyphens become underscores), so two
+    stacks read from two configuration files stay apart.
+  - The inventory host name is the instance's C(Name) tag (for example C(live-frontend)); an
+    instance without one is called C(<stack_name>-<role>). When several instances share a name,
+    each one gets its instance id appended (C(live-frontend-i-0abc...)).
+  - C(ansible_host) is always an IP address, never a DNS name, so that ssh does not depend on
+    name resolution. It is the public (or Elastic) IP of a host that has one, else its private IP.
+    With O(use_private_addresses=true) it is the private IP of every host.
+  - A host without a public address is reached through the stack's bastion; it gets
+    C(ansible_ssh_common_args) with an ssh C(ProxyCommand) that connects to the bastion
+    with the bastion's user, port and key (see O(bastion_user), O(bastion_port),
+    O(bastion_private_key_file)). A C(ProxyCommand) is used rather than C(ProxyJump) because
+    C(ProxyJump) cannot pass a key file or ssh options to the hop.
+  - C(ansible_user) follows the instance's image, looked up in one call for all instances.
+    An image whose name starts with C(debian-) is Debian, one whose name contains C(ubuntu) is
+    Ubuntu; an instance whose image cannot be read may carry an C(OsFamily) tag instead. The
+    user per family comes from O(users), and O(default_user) covers everything else.
+  - The configuration file must end in C(livestream.yml) or C(livestream.yaml), for
+    example C(inventory/aws.livestream.yml).
+notes:
+  - The variables this plugin sets are inventory host variables. They win over
+    C(group_vars/) files, and lose to C(host_vars/) files, play variables and extra variables
+    (C(-e)). To change them for every host, set the matching option (O(users), O(default_user),
+    O(ssh_private_key_file), ...) or use O(compose), which is applied after them.
+  - Besides the variables above, every host carries its instance description in amazon.aws's
+    snake_case form, each key prefixed with C(ec2_) (C(ec2_instance_id), C(ec2_private_ip_address),
+    C(ec2_tags), C(ec2_placement.region), ...) for use in O(compose), O(groups) and O(keyed_groups),
+    and C(livestream_stack),
+    C(livestream_role) and C(livestream_os_family) (V(debian), V(ubuntu) or empty).
+    A host reached through the bastion also gets C(livestream_bastion), the bastion's
+    inventory host name.
+  - With O(cache=true), the instances and images read from AWS are kept by the cache plugin
+    and a later run within O(cache_timeout) makes no AWS call; C(--flush-cache) and the
+    C(refresh_inventory) meta task read AWS again.
+author:
+  - livestream.aws maintainers (@livestream-aws)
+extends_documentation_fragment:
+  - inventory_cache
+  - constructed
+  - amazon.aws.boto3
+  - amazon.aws.common.plugins
+  - amazon.aws.region.plugins
+  - amazon.aws.assume_role.plugins
+options:
+  plugin:
+    description:
+      - Marks the file as a configuration for this plugin.
+    required: true
+    type: str
+    choices: [livestream.aws.stack]
+  stack_name:
+    description:
+      - The stack to list, as in the C(Stack) tag of its instances.
+      - May be a template, for example C({{ lookup('ansible.builtin.env', 'LIVESTREAM_STACK', default='live') }}).
+    required: true
+    type: str
+  regions:
+    description:
+      - The regions to look for the stack's instances in.
+      - When empty, the one region set by O(region), C(AWS_REGION), C(AWS_DEFAULT_REGION) or the
+        profile is used. Unlike M(amazon.aws.aws_ec2), this plugin does not scan every region.
+    type: list
+    elements: str
+    default: []
+  use_private_addresses:
+    description:
+      - Use the private IP as C(ansible_host) for every host, including those with a public address.
+      - For a controller inside the VPC, or for the lab, where the public addresses are not routable.
+      - Hosts without a public address are still reached through the bastion (by its private IP)
+        unless O(jump_through_bastion=false).
+    type: bool
+    default: false
+  jump_through_bastion:
+    description:
+      - Reach hosts that have no public address through the stack's bastion.
+      - Set to V(false) when the controller can route to the private subnet itself.
+    type: bool
+    default: true
+  users:
+    description:
+      - The login user for each image family.
+      - Keys are V(debian) and V(ubuntu); a key given here replaces only that family's default.
+    type: dict
+    default:
+      debian: admin
+      ubuntu: ubuntu
+  default_user:
+    description:
+      - The login user for instances whose image family is unknown.
+      - When not set, such hosts get no C(ansible_user) and ssh's own default applies.
+    type: str
+  ssh_private_key_file:
+    description:
+      - The private key to log in to every host with (C(ansible_ssh_private_key_file)).
+    type: path
+  bastion_user:
+    description:
+      - The login user on the bastion, for the bastion itself and for the hop to private hosts.
+      - Defaults to the bastion's own user from its image family.
+    type: str
+  bastion_port:
+    description:
+      - The ssh port of the bastion, for the bastion itself and for the hop to private hosts.
+    type: int
+    default: 22
+  bastion_private_key_file:
+    description:
+      - The private key to log in to the bastion with, for the bastion itself and for the hop.
+      - Defaults to O(ssh_private_key_file).
+    type: path
+  bastion_ssh_args:
+    description:
+      - Extra arguments for the ssh command that hops through the bastion, for example
+        V([-o, StrictHostKeyChecking=accept-new]).
+      - Ansible's C(host_key_checking) setting does not reach that command.
+    type: list
+    elements: str
+    default: []
+"""
+
+EXAMPLES = r"""
+# inventory/aws.livestream.yml: the stack "live" in the region from the AWS environment
+plugin: livestream.aws.stack
+stack_name: live
+
+---
+# Another stack, in a named region, with its own key, and a group of the Ubuntu hosts
+plugin: livestream.aws.stack
+stack_name: "{{ lookup('ansible.builtin.env', 'LIVESTREAM_STACK', default='staging') }}"
+regions:
+  - eu-west-1
+ssh_private_key_file: ~/.ssh/livestream-staging.pem
+bastion_ssh_args: [-o, StrictHostKeyChecking=accept-new]
+groups:
+  ubuntu: livestream_os_family == 'ubuntu'
+keyed_groups:
+  - key: ec2_instance_type
+    prefix: type
+
+---
+# From inside the VPC (or the lab): private addresses, an API endpoint, a cache
+plugin: livestream.aws.stack
+stack_name: live
+endpoint_url: http://127.0.0.1:5000
+use_private_addresses: true
+bastion_port: 2222
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/livestream-inventory
+cache_timeout: 600
+compose:
+  # compose runs last: it overrides what the plugin set
+  ansible_user: "'admin'"
+"""
+
+import json
+import shlex
+
+try:
+    import botocore
+except ImportError:
+    pass  # the inventory base reports the missing SDK
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
+from ansible_collections.amazon.aws.plugins.plugin_utils.inventory import AWSInventoryBase
+
+from ansible_collections.livestream.aws.plugins.module_utils.stack import ROLE_TAG
+from ansible_collections.livestream.aws.plugins.module_utils.stack import ROLES
+from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_filters
+from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_name_error
+
+# Stopped instances cannot be reached, terminating ones are on their way out.
+REACHABLE_STATES = ["pending", "running"]
+OS_FAMILY_TAG = "OsFamily"
+EC2_PREFIX = "ec2_"
+# The cached data's layout: a cache written by another layout is read from AWS again.
+CACHE_FORMAT = 1
+
+
+@AWSRetry.jittered_backoff()
+def _describe_instances(ec2, filters):
+    # paginators bypass the client's retry decorator: retry the whole listing instead
+    paginator = ec2.get_paginator("describe_instances")
+    return paginator.paginate(Filters=filters).build_full_result()["Reservations"]
+
+
+def _json_safe(data):
+    """Datetimes as ISO strings, so fresh and cached results give the same host variables."""
+    return json.loads(json.dumps(data, default=lambda value: value.isoformat()))
+
+
+def os_family(image_name):
+    """debian, ubuntu or None, from an AMI name."""
+    name = (image_name or "").lower()
+    if name.startswith("debian-"):
+        return "debian"
+    if "ubuntu" in name:
+        return "ubuntu"
+    return None
+
+
+def _ssh_config_literal(value):
+    # ssh expands %-tokens in ProxyCommand: a literal % must be doubled
+    return value.replace("%", "%%")
+
+
+def proxy_command_args(user, address, port, key_file=None, extra_args=()):
+    """ssh arguments that reach a host through the bastion at ``address``.
+
+    A ProxyCommand rather than ProxyJump: ``-J`` cannot pass a key or options to the hop.
+    Ansible splits ``ansible_ssh_common_args`` with shlex, and ssh runs the ProxyCommand
+    through the shell, hence one level of quoting for each.
+    """
+    hop = ["ssh", "-W", "%h:%p", "-q", "-p", str(port)]
+    if key_file:
+        hop += ["-i", _ssh_config_literal(key_file), "-o", "IdentitiesOnly=yes"]
+    hop += [_ssh_config_literal(arg) for arg in extra_args]
+    destination = f"{user}@{address}" if user else address
+    hop.append(_ssh_config_literal(destination))
+    return "-o " + shlex.quote("ProxyCommand=" + shlex.join(hop))
+
+
+class InventoryModule(AWSInventoryBase):
+    NAME = "livestream.aws.stack"
+    INVENTORY_FILE_SUFFIXES = ("livestream.yml", "livestream.yaml")
+
+    class TemplatedOptions(AWSInventoryBase.TemplatedOptions):
+        TEMPLATABLE_OPTIONS = AWSInventoryBase.TemplatedOptions.TEMPLATABLE_OPTIONS + ("stack_name",)
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache=cache)
+
+        stack = self.get_option("stack_name")
+        error = stack_name_error(stack)
+        if error:
+            raise AnsibleError(error)
+        regions = self.get_option("regions") or [self.region]
+        if not all(regions):
+            raise AnsibleError(
+                f"no region to look for stack {stack!r} in: set the regions or region option, or AWS_REGION"
+            )
+
+        query = {"format": CACHE_FORMAT, "stack": stack, "regions": regions}
+        found, data = self.get_cached_result(path, cache)
+        if not found or {key: data.get(key) for key in query} != query:
+            data = dict(query, **self._query(stack, regions))
+            # a stale entry for another stack must not survive under this path's key
+            cache = False
+        self._populate(stack, regions, data)
+        self.update_cached_result(path, cache, data)
+
+    def _client(self, region):
+        return self.client("ec2", region=region, retry_decorator=AWSRetry.jittered_backoff())
+
+    def _query(self, stack, regions):
+        """The stack's reachable instances and the names of their images, JSON-safe."""
+        instances = []
+        images = {}
+        for region in regions:
+            ec2 = self._client(region)
+            found = []
+            try:
+                filters = stack_filters(stack, {"instance-state-name": REACHABLE_STATES})
+                for reservation in _describe_instances(ec2, filters):
+                    found.extend(reservation["Instances"])
+                image_ids = sorted({instance["ImageId"] for instance in found})
+                if image_ids:
+                    # a filter, unlike ImageIds=, does not fail on a deregistered image
+                    described = ec2.describe_images(
+                        Filters=[{"Name": "image-id", "Values": image_ids}], aws_retry=True
+                    )["Images"]
+                    images.update({image["ImageId"]: image.get("Name", "") for image in described})
+            except botocore.exceptions.NoCredentialsError as e:
+                self.fail_aws(
+                    f"No AWS credentials to look up stack {stack!r} in {region}: set access_key and "
+                    "secret_key or profile in the inventory file, or the standard AWS_* environment",
+                    exception=e,
+                )
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+                self.fail_aws(f"Unable to describe the instances of stack {stack!r} in {region}", exception=e)
+            instances.extend(found)
+        instances.sort(key=lambda instance: instance["InstanceId"])
+        return _json_safe({"instances": instances, "images": images})
+
+    def _host_names(self, stack, instances):
+        """Inventory name of each instance id: its Name tag, made unique when needed."""
+        wanted = {}
+        for instance in instances:
+            tags = boto3_tag_list_to_ansible_dict(instance.get("Tags", []))
+            role = tags.get(ROLE_TAG)
+            default = f"{stack}-{role}" if role else instance["InstanceId"]
+            wanted[instance["InstanceId"]] = tags.get("Name") or default
+        taken = list(wanted.values())
+        return {
+            instance_id: name if taken.count(name) == 1 else f"{name}-{instance_id}"
+            for instance_id, name in wanted.items()
+        }
+
+    def _login_user(self, family):
+        users = {"debian": "admin", "ubuntu": "ubuntu"}
+        users.update(self.get_option("users") or {})
+        return users.get(family) or self.get_option("default_user")
+
+    def _describe_hosts(self, stack, data):
+        """Host name -> variables from AWS and the login variables, before constructed."""
+        names = self._host_names(stack, data["instances"])
+        private_mode = self.get_option("use_private_addresses")
+        key_file = self.get_option("ssh_private_key_file")
+        hosts = {}
+        for instance in data["instances"]:
+            tags = boto3_tag_list_to_ansible_dict(instance.get("Tags", []))
+            described = dict(camel_dict_to_snake_dict(instance, ignore_list=["Tags"]), tags=tags)
+            described.setdefault("placement", {})
+            described["placement"]["region"] = described["placement"].get("availability_zone", "")[:-1]
+            # prefixed: "tags" is a reserved name, and Ansible may reserve more of these one day
+            variables = {f"{EC2_PREFIX}{key}": value for key, value in described.items()}
+            family = os_family(data["images"].get(instance["ImageId"]))
+            family = family or (tags.get(OS_FAMILY_TAG) or "").lower() or None
+            public = instance.get("PublicIpAddress")
+            variables.update(
+                livestream_stack=stack,
+                livestream_role=tags.get(ROLE_TAG, ""),
+                livestream_os_family=family or "",
+                ansible_host=instance.get("PrivateIpAddress") if private_mode or not public else public,
+            )
+            user = self._login_user(family)
+            if user:
+                variables["ansible_user"] = user
+            if key_file:
+                variables["ansible_ssh_private_key_file"] = key_file
+            hosts[names[instance["InstanceId"]]] = (variables, bool(public))
+        return hosts
+
+    def _pick_bastion(self, hosts):
+        bastions = [
+            (variables["ec2_state"]["name"] != "running", variables["ec2_launch_time"], name)
+            for name, (variables, _public) in hosts.items()
+            if variables["livestream_role"] == "bastion"
+        ]
+        return min(bastions)[2] if bastions else None
+
+    def _set_bastion_access(self, stack, hosts):
+        """Bastion login options, and the ProxyCommand for every host without a public address."""
+        bastion = self._pick_bastion(hosts)
+        port = self.get_option("bastion_port")
+        key_file = self.get_option("bastion_private_key_file") or self.get_option("ssh_private_key_file")
+        if bastion:
+            bastion_vars, bastion_public = hosts[bastion][0], hosts[bastion][1]
+            if self.get_option("bastion_user"):
+                bastion_vars["ansible_user"] = self.get_option("bastion_user")
+            if port != 22:
+                bastion_vars["ansible_port"] = port
+            if key_file:
+                bastion_vars["ansible_ssh_private_key_file"] = key_file
+        if not self.get_option("jump_through_bastion"):
+            return
+        for name, (variables, public) in hosts.items():
+            if public or name == bastion:
+                continue
+            if not bastion:
+                raise AnsibleError(
+                    f"host {name!r} of stack {stack!r} has no public address and the stack has no running "
+                    "bastion to reach it through; set jump_through_bastion: false if the controller can "
+                    "reach the private subnet itself"
+                )
+            if not bastion_public and not self.get_option("use_private_addresses"):
+                raise AnsibleError(
+                    f"host {name!r} of stack {stack!r} must be reached through bastion {bastion!r}, which "
+                    "has no public address; set use_private_addresses: true if the controller is inside the VPC"
+                )
+            variables["ansible_ssh_common_args"] = proxy_command_args(
+                bastion_vars.get("ansible_user"),
+                bastion_vars["ansible_host"],
+                port,
+                key_file,
+                self.get_option("bastion_ssh_args"),
+            )
+            variables["livestream_bastion"] = bastion
+
+    def _populate(self, stack, regions, data):
+        if not data["instances"]:
+            raise AnsibleError(
+                f"stack {stack!r} has no running or pending instances in {', '.join(regions)}"
+            )
+        hosts = self._describe_hosts(stack, data)
+        self._set_bastion_access(stack, hosts)
+
+        stack_group = self.inventory.add_group("stack_" + stack.replace("-", "_"))
+        strict = self.get_option("strict")
+        for name, (variables, _public) in sorted(hosts.items()):
+            self.inventory.add_host(name, group=stack_group)
+            if variables["livestream_role"] in ROLES:
+                self.inventory.add_child(self.inventory.add_group(variables["livestream_role"]), name)
+            for key, value in variables.items():
+                self.inventory.set_variable(name, key, value)
+            self._set_composite_vars(self.get_option("compose"), variables, name, strict=strict)
+            self._add_host_to_composed_groups(self.get_option("groups"), variables, name, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, name, strict=strict)

@@ -1,0 +1,406 @@
+"""The livestream.aws.stack inventory plugin against a real moto server, run through
+ansible-inventory (and once through ansible over ssh) the way a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from playbook import ROOT
+
+DEBIAN_AMI = "ami-0deb12a0000000002"
+UBUNTU_AMI = "ami-0ub2404a000000001"
+
+
+def _tags(stack, role, name=None):
+    tags = {"Stack": stack, "Role": role, "Name": name or f"{stack}-{role}"}
+    return [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+
+
+def build_stack(ec2, stack, images=None, cidr="10.0", roles=("bastion", "frontend", "backend")):
+    """A provisioned stack as the provisioning modules leave it: bastion with a public IP,
+    frontend with an Elastic IP, backend in the private subnet. Returns instances by role."""
+    images = {"bastion": DEBIAN_AMI, "frontend": DEBIAN_AMI, "backend": DEBIAN_AMI, **(images or {})}
+    vpc = ec2.create_vpc(CidrBlock=f"{cidr}.0.0/16")["Vpc"]["VpcId"]
+    public = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr}.1.0/24")["Subnet"]["SubnetId"]
+    private = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr}.2.0/24")["Subnet"]["SubnetId"]
+    ec2.modify_subnet_attribute(SubnetId=public, MapPublicIpOnLaunch={"Value": True})
+    instances = {}
+    for role in roles:
+        instance = ec2.run_instances(
+            ImageId=images[role], MinCount=1, MaxCount=1,
+            SubnetId=private if role == "backend" else public,
+            TagSpecifications=_tags(stack, role),
+        )["Instances"][0]
+        instances[role] = instance
+    if "frontend" in instances:
+        address = ec2.allocate_address(Domain="vpc")
+        ec2.associate_address(AllocationId=address["AllocationId"], InstanceId=instances["frontend"]["InstanceId"])
+        instances["frontend"]["ElasticIp"] = address["PublicIp"]
+    return instances
+
+
+def _plain(data):
+    """ansible-inventory marks values that came from outside as unsafe: unwrap them."""
+    if isinstance(data, dict):
+        if set(data) == {"__ansible_unsafe"}:
+            return data["__ansible_unsafe"]
+        return {key: _plain(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_plain(value) for value in data]
+    return data
+
+
+class Inventory:
+    """ansible-inventory on a livestream.yml config file written to a scratch directory."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        # only this plugin, and a failure is an error: no fallback to other parsers hiding it
+        self.env = {**os.environ, "ANSIBLE_INVENTORY_ENABLED": "livestream.aws.stack",
+                    "ANSIBLE_INVENTORY_UNPARSED_FAILED": "true"}
+
+    def write(self, config: dict, name: str = "test.livestream.yml") -> Path:
+        path = self.workdir / name
+        path.write_text(yaml.safe_dump({"plugin": "livestream.aws.stack", **config}, sort_keys=False))
+        return path
+
+    def run(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["ansible-inventory", *args], cwd=self.workdir, env={**self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    def list(self, config: dict | Path, *args: str, env: dict | None = None) -> dict:
+        path = config if isinstance(config, Path) else self.write(config)
+        proc = self.run("-i", str(path), "--list", *args, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return _plain(json.loads(proc.stdout))
+
+    def error(self, config: dict, env: dict | None = None) -> str:
+        proc = self.run("-i", str(self.write(config)), "--list", env=env)
+        assert proc.returncode != 0, proc.stdout
+        return " ".join(proc.stderr.split())
+
+
+@pytest.fixture
+def inventory(aws, tmp_path):
+    return Inventory(tmp_path)
+
+
+def hosts_of(listing, group):
+    return sorted(listing.get(group, {}).get("hosts", []))
+
+
+def proxy_command(host_vars):
+    """The ssh command that hops through the bastion, as ssh and the shell will split it."""
+    words = shlex.split(host_vars["ansible_ssh_common_args"])
+    assert words[0] == "-o" and words[1].startswith("ProxyCommand="), words
+    assert len(words) == 2, words
+    return shlex.split(words[1].removeprefix("ProxyCommand="))
+
+
+def option(command, flag):
+    return command[command.index(flag) + 1]
+
+
+def test_provisioned_stack_is_grouped_by_role_and_reachable(ec2, inventory):
+    live = build_stack(ec2, "live")
+
+    listing = inventory.list({"stack_name": "live"})
+
+    assert hosts_of(listing, "bastion") == ["live-bastion"]
+    assert hosts_of(listing, "frontend") == ["live-frontend"]
+    assert hosts_of(listing, "backend") == ["live-backend"]
+    assert hosts_of(listing, "stack_live") == ["live-backend", "live-bastion", "live-frontend"]
+    hostvars = listing["_meta"]["hostvars"]
+    # public hosts by their public (Elastic) address, the private one by its private address
+    assert hostvars["live-frontend"]["ansible_host"] == live["frontend"]["ElasticIp"]
+    assert hostvars["live-bastion"]["ansible_host"] == live["bastion"]["PublicIpAddress"]
+    assert hostvars["live-backend"]["ansible_host"] == live["backend"]["PrivateIpAddress"]
+    assert {name: v["ansible_user"] for name, v in hostvars.items()} == dict.fromkeys(hostvars, "admin")
+    assert "ansible_ssh_common_args" not in hostvars["live-frontend"]
+    assert "ansible_ssh_common_args" not in hostvars["live-bastion"]
+    assert proxy_command(hostvars["live-backend"])[-1] == f"admin@{live['bastion']['PublicIpAddress']}"
+    backend = hostvars["live-backend"]
+    assert backend["livestream_role"] == "backend" and backend["livestream_stack"] == "live"
+    assert backend["livestream_bastion"] == "live-bastion"
+    assert backend["ec2_instance_id"] == live["backend"]["InstanceId"]
+    assert backend["ec2_tags"]["Role"] == "backend"
+    assert backend["ec2_placement"]["region"] == "us-east-1"
+
+
+def test_graph_shows_the_stack_and_its_roles(ec2, inventory):
+    build_stack(ec2, "live")
+
+    proc = inventory.run("-i", str(inventory.write({"stack_name": "live"})), "--graph", "stack_live")
+
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["@stack_live:", "|--live-backend", "|--live-bastion", "|--live-frontend"]
+
+
+def test_hop_through_bastion_carries_its_user_port_and_key(ec2, inventory, tmp_path):
+    live = build_stack(ec2, "live", images={"backend": UBUNTU_AMI})
+    # a space and a % in the key's path must survive ssh's and the shell's parsing
+    bastion_key = str(tmp_path / "bastion keys" / "jump%1.pem")
+
+    listing = inventory.list({
+        "stack_name": "live",
+        "ssh_private_key_file": "/keys/hosts.pem",
+        "bastion_user": "jumper",
+        "bastion_port": 2222,
+        "bastion_private_key_file": bastion_key,
+        "bastion_ssh_args": ["-o", "StrictHostKeyChecking=accept-new"],
+    })
+
+    hostvars = listing["_meta"]["hostvars"]
+    backend = hostvars["live-backend"]
+    assert backend["ansible_user"] == "ubuntu"  # its own image's user, not the bastion's
+    assert backend["ansible_ssh_private_key_file"] == "/keys/hosts.pem"
+    hop = proxy_command(backend)
+    assert hop[:4] == ["ssh", "-W", "%h:%p", "-q"]
+    assert hop[-1] == f"jumper@{live['bastion']['PublicIpAddress']}"
+    assert option(hop, "-p") == "2222"
+    assert option(hop, "-i").replace("%%", "%") == bastion_key
+    assert "StrictHostKeyChecking=accept-new" in hop
+    # the bastion itself is reached the same way as the hop reaches it
+    bastion = hostvars["live-bastion"]
+    assert (bastion["ansible_user"], bastion["ansible_port"]) == ("jumper", 2222)
+    assert bastion["ansible_ssh_private_key_file"] == bastion_key
+    assert "ansible_port" not in hostvars["live-frontend"]
+
+
+def test_ansible_hands_the_hop_command_to_ssh_intact(ec2, inventory, tmp_path):
+    """ansible -> ssh -> shell -> hop: a stand-in `ssh` on PATH records the hop's argv
+    and exits, so nothing is contacted (the addresses are moto's, not real hosts)."""
+    live = build_stack(ec2, "live")
+    record = tmp_path / "hop-argv.json"
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "ssh").write_text(
+        "#!/usr/bin/env python3\nimport json, sys\n"
+        f"open({str(record)!r}, 'w').write(json.dumps(sys.argv[1:]))\nsys.exit(255)\n"
+    )
+    (fake_bin / "ssh").chmod(0o755)
+    key = tmp_path / "my keys" / "jump%1.pem"
+    config = inventory.write({"stack_name": "live", "bastion_port": 2200, "bastion_private_key_file": str(key)})
+
+    proc = subprocess.run(
+        ["ansible", "live-backend", "-i", str(config), "-m", "ansible.builtin.ping",
+         "-e", "ansible_ssh_executable=/usr/bin/ssh", "-e", "ansible_ssh_retries=0"],
+        cwd=tmp_path, env={**inventory.env, "PATH": f"{fake_bin}:{os.environ['PATH']}",
+                           "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp")},
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+
+    assert "UNREACHABLE" in proc.stdout, proc.stdout + proc.stderr
+    assert json.loads(record.read_text()) == [
+        "-W", f"{live['backend']['PrivateIpAddress']}:22", "-q", "-p", "2200",
+        "-i", str(key), "-o", "IdentitiesOnly=yes", f"admin@{live['bastion']['PublicIpAddress']}",
+    ]
+
+
+def test_private_address_mode_uses_private_ips_and_still_hops_to_the_private_subnet(ec2, inventory):
+    live = build_stack(ec2, "live")
+
+    listing = inventory.list({"stack_name": "live", "use_private_addresses": True})
+
+    hostvars = listing["_meta"]["hostvars"]
+    for role in ("bastion", "frontend", "backend"):
+        assert hostvars[f"live-{role}"]["ansible_host"] == live[role]["PrivateIpAddress"]
+    assert proxy_command(hostvars["live-backend"])[-1] == f"admin@{live['bastion']['PrivateIpAddress']}"
+    assert "ansible_ssh_common_args" not in hostvars["live-frontend"]
+
+
+def test_no_hop_when_the_controller_routes_to_the_private_subnet(ec2, inventory):
+    build_stack(ec2, "live", roles=("frontend", "backend"))
+
+    listing = inventory.list({"stack_name": "live", "use_private_addresses": True, "jump_through_bastion": False})
+
+    assert "ansible_ssh_common_args" not in listing["_meta"]["hostvars"]["live-backend"]
+
+
+def test_two_stacks_in_one_account_are_kept_apart(ec2, inventory):
+    build_stack(ec2, "live")
+    staging = build_stack(ec2, "staging-2", cidr="10.1")
+    live_config = inventory.write({"stack_name": "live"}, "live.livestream.yml")
+    staging_config = inventory.write({"stack_name": "staging-2"}, "staging.livestream.yml")
+
+    staging_only = inventory.list(staging_config)
+    both = inventory.list(live_config, "-i", str(staging_config))
+
+    assert sorted(staging_only["_meta"]["hostvars"]) == ["staging-2-backend", "staging-2-bastion", "staging-2-frontend"]
+    assert hosts_of(both, "stack_live") == ["live-backend", "live-bastion", "live-frontend"]
+    assert hosts_of(both, "stack_staging_2") == ["staging-2-backend", "staging-2-bastion", "staging-2-frontend"]
+    # each private host hops through its own stack's bastion
+    hop = proxy_command(both["_meta"]["hostvars"]["staging-2-backend"])
+    assert hop[-1] == f"admin@{staging['bastion']['PublicIpAddress']}"
+
+
+def test_stopped_and_terminated_instances_are_left_out(ec2, inventory):
+    live = build_stack(ec2, "live")
+    ec2.stop_instances(InstanceIds=[live["frontend"]["InstanceId"]])
+    ec2.terminate_instances(InstanceIds=[live["backend"]["InstanceId"]])
+
+    listing = inventory.list({"stack_name": "live"})
+
+    assert sorted(listing["_meta"]["hostvars"]) == ["live-bastion"]
+
+
+def test_instances_sharing_a_name_get_distinct_host_names(ec2, inventory):
+    live = build_stack(ec2, "live")
+    subnet = live["frontend"]["SubnetId"]
+    second = ec2.run_instances(ImageId=DEBIAN_AMI, MinCount=1, MaxCount=1, SubnetId=subnet,
+                               TagSpecifications=_tags("live", "frontend"))["Instances"][0]
+
+    listing = inventory.list({"stack_name": "live"})
+
+    assert hosts_of(listing, "frontend") == sorted(
+        [f"live-frontend-{live['frontend']['InstanceId']}", f"live-frontend-{second['InstanceId']}"]
+    )
+
+
+def test_hosts_are_found_in_every_configured_region(aws, ec2, inventory):
+    import boto3
+
+    build_stack(ec2, "live", roles=("bastion",))
+    west = boto3.client("ec2", endpoint_url=aws.url, region_name="us-west-2")
+    west_instance = west.run_instances(ImageId=DEBIAN_AMI, MinCount=1, MaxCount=1,
+                                       TagSpecifications=_tags("live", "frontend"))["Instances"][0]
+
+    east_only = inventory.list({"stack_name": "live"})
+    both = inventory.list({"stack_name": "live", "regions": ["us-east-1", "us-west-2"]})
+
+    assert sorted(east_only["_meta"]["hostvars"]) == ["live-bastion"]
+    assert hosts_of(both, "frontend") == ["live-frontend"]
+    frontend = both["_meta"]["hostvars"]["live-frontend"]
+    assert frontend["ec2_instance_id"] == west_instance["InstanceId"]
+    assert frontend["ec2_placement"]["region"] == "us-west-2"
+
+
+def test_constructed_options_add_variables_and_groups(ec2, inventory):
+    build_stack(ec2, "live", images={"frontend": UBUNTU_AMI})
+
+    listing = inventory.list({
+        "stack_name": "live",
+        "compose": {"ansible_user": "'deploy' if livestream_role == 'frontend' else ansible_user",
+                    "stream_origin": "ec2_private_ip_address"},
+        "groups": {"ubuntu_hosts": "livestream_os_family == 'ubuntu'"},
+        "keyed_groups": [{"key": "ec2_instance_type", "prefix": "type"}],
+        "strict": True,
+    })
+
+    hostvars = listing["_meta"]["hostvars"]
+    assert hostvars["live-frontend"]["ansible_user"] == "deploy"
+    assert hostvars["live-backend"]["ansible_user"] == "admin"
+    assert hostvars["live-backend"]["stream_origin"] == hostvars["live-backend"]["ansible_host"]
+    assert hosts_of(listing, "ubuntu_hosts") == ["live-frontend"]
+    instance_type = hostvars["live-frontend"]["ec2_instance_type"].replace(".", "_")
+    assert hosts_of(listing, f"type_{instance_type}") == ["live-backend", "live-bastion", "live-frontend"]
+
+
+def test_user_follows_the_image_family_then_the_tag_then_the_default(ec2, inventory):
+    live = build_stack(ec2, "live", images={"frontend": UBUNTU_AMI, "bastion": "ami-0fake00000000000bad"})
+    golden = ec2.create_image(InstanceId=live["frontend"]["InstanceId"], Name="golden-20250101")["ImageId"]
+    ec2.terminate_instances(InstanceIds=[live["backend"]["InstanceId"]])
+    backend = ec2.run_instances(ImageId=golden, MinCount=1, MaxCount=1, SubnetId=live["backend"]["SubnetId"],
+                                TagSpecifications=_tags("live", "backend"))["Instances"][0]
+    config = {"stack_name": "live", "users": {"ubuntu": "ops"}, "default_user": "root"}
+
+    unknown = inventory.list(config)["_meta"]["hostvars"]
+    ec2.create_tags(Resources=[backend["InstanceId"]], Tags=[{"Key": "OsFamily", "Value": "Ubuntu"}])
+    tagged = inventory.list(config)["_meta"]["hostvars"]
+
+    # the impostor image is named like Debian: the name decides the login, not the owner
+    assert unknown["live-bastion"]["ansible_user"] == "admin"
+    assert unknown["live-frontend"]["ansible_user"] == "ops"
+    assert unknown["live-backend"]["ansible_user"] == "root"
+    assert tagged["live-backend"]["ansible_user"] == "ops"
+    assert tagged["live-backend"]["livestream_os_family"] == "ubuntu"
+
+
+def test_cached_inventory_makes_no_api_call(aws, ec2, inventory, tmp_path):
+    build_stack(ec2, "live")
+    config = {"stack_name": "live", "cache": True, "cache_plugin": "ansible.builtin.jsonfile",
+              "cache_connection": str(tmp_path / "cache"), "cache_timeout": 600}
+    first = inventory.list(config)
+    ec2.terminate_instances(InstanceIds=[first["_meta"]["hostvars"]["live-backend"]["ec2_instance_id"]])
+
+    aws.start_recording()
+    cached = inventory.list(config)
+    cached_calls = aws.stop_recording()
+    aws.start_recording()
+    flushed = inventory.list(config, "--flush-cache")
+    flushed_calls = aws.stop_recording()
+
+    assert cached_calls == []
+    assert cached["_meta"]["hostvars"] == first["_meta"]["hostvars"]
+    # --flush-cache reads AWS again and sees the change
+    assert len(flushed_calls) == 2  # one DescribeInstances, one DescribeImages
+    assert sorted(flushed["_meta"]["hostvars"]) == ["live-bastion", "live-frontend"]
+
+
+def test_cache_of_another_stack_is_not_reused(ec2, inventory, tmp_path):
+    build_stack(ec2, "live")
+    build_stack(ec2, "other", cidr="10.1")
+    config = {"cache": True, "cache_plugin": "ansible.builtin.jsonfile", "cache_connection": str(tmp_path / "cache")}
+    inventory.list({"stack_name": "live", **config})
+
+    listing = inventory.list({"stack_name": "other", **config})
+
+    assert hosts_of(listing, "stack_other") == ["other-backend", "other-bastion", "other-frontend"]
+    assert "stack_live" not in listing
+
+
+def test_example_config_reads_the_stack_from_the_environment(ec2, inventory):
+    build_stack(ec2, "demo")
+
+    proc = inventory.run("-i", str(ROOT / "inventory" / "aws.livestream.yml"), "--graph",
+                         env={"LIVESTREAM_STACK": "demo", "ANSIBLE_INVENTORY_ENABLED": "ansible.builtin.auto"})
+
+    assert proc.returncode == 0, proc.stderr
+    assert "@stack_demo:" in proc.stdout and "|--demo-backend" in proc.stdout
+
+
+def test_stack_without_instances_is_an_error_naming_it(ec2, inventory):
+    build_stack(ec2, "live")
+
+    message = inventory.error({"stack_name": "empty", "regions": ["us-east-1", "eu-west-1"]})
+
+    assert "stack 'empty' has no running or pending instances in us-east-1, eu-west-1" in message
+
+
+def test_private_host_without_bastion_is_an_error_naming_it(ec2, inventory):
+    build_stack(ec2, "live", roles=("frontend", "backend"))
+
+    message = inventory.error({"stack_name": "live"})
+
+    assert "host 'live-backend' of stack 'live' has no public address" in message
+    assert "no running bastion" in message
+
+
+def test_missing_credentials_is_a_clear_error(ec2, inventory, tmp_path):
+    build_stack(ec2, "live")
+    no_credentials = {
+        "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        # else boto3 asks the instance metadata service, an address outside the lab
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    env = {key: value for key, value in inventory.env.items() if key not in no_credentials}
+    env.update({key: value for key, value in no_credentials.items() if value})
+    inventory.env = env
+
+    message = inventory.error({"stack_name": "live"})
+
+    assert "No AWS credentials to look up stack 'live' in us-east-1" in message
+
+
+def test_bad_stack_name_is_refused(aws, inventory):
+    message = inventory.error({"stack_name": "Live_Stream"})
+
+    assert "stack name 'Live_Stream' is not valid" in message
