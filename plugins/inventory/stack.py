@@ -26,7 +26,8 @@ description:
     C(ProxyJump) cannot pass a key file or ssh options to the hop.
   - C(ansible_user) follows the instance's image, looked up in one call for all instances.
     An image whose name starts with C(debian-) is Debian, one whose name contains C(ubuntu) is
-    Ubuntu; an instance whose image cannot be read may carry an C(OsFamily) tag instead. The
+    Ubuntu. For an image named otherwise, the C(AmiFamily) tag that the provisioning
+    modules put on the instance decides (V(debian12) is Debian, V(ubuntu2404) is Ubuntu). The
     user per family comes from O(users), and O(default_user) covers everything else.
   - The configuration file must end in C(livestream.yml) or C(livestream.yaml), for
     example C(inventory/aws.livestream.yml).
@@ -38,9 +39,9 @@ notes:
   - Besides the variables above, every host carries its instance description in amazon.aws's
     snake_case form, each key prefixed with C(ec2_) (C(ec2_instance_id), C(ec2_private_ip_address),
     C(ec2_tags), C(ec2_placement.region), ...) for use in O(compose), O(groups) and O(keyed_groups),
-    and C(livestream_stack),
-    C(livestream_role) and C(livestream_os_family) (V(debian), V(ubuntu) or empty).
-    A host reached through the bastion also gets C(livestream_bastion), the bastion's
+    and C(livestream_host_stack),
+    C(livestream_host_role) and C(livestream_host_os_family) (V(debian), V(ubuntu) or empty).
+    A host reached through the bastion also gets C(livestream_host_bastion), the bastion's
     inventory host name.
   - With O(cache=true), the instances and images read from AWS are kept by the cache plugin
     and a later run within O(cache_timeout) makes no AWS call; C(--flush-cache) and the
@@ -145,7 +146,7 @@ regions:
 ssh_private_key_file: ~/.ssh/livestream-staging.pem
 bastion_ssh_args: [-o, StrictHostKeyChecking=accept-new]
 groups:
-  ubuntu: livestream_os_family == 'ubuntu'
+  ubuntu: livestream_host_os_family == 'ubuntu'
 keyed_groups:
   - key: ec2_instance_type
     prefix: type
@@ -188,8 +189,11 @@ from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_
 
 # Stopped instances cannot be reached, terminating ones are on their way out.
 REACHABLE_STATES = ["pending", "running"]
-OS_FAMILY_TAG = "OsFamily"
+# set by the provisioning modules: debian12, ubuntu2404, ...
+AMI_FAMILY_TAG = "AmiFamily"
 EC2_PREFIX = "ec2_"
+# the documented default of the users option, kept when the option names only some families
+DEFAULT_USERS = {"debian": "admin", "ubuntu": "ubuntu"}
 # The cached data's layout: a cache written by another layout is read from AWS again.
 CACHE_FORMAT = 1
 
@@ -206,14 +210,15 @@ def _json_safe(data):
     return json.loads(json.dumps(data, default=lambda value: value.isoformat()))
 
 
-def os_family(image_name):
-    """debian, ubuntu or None, from an AMI name."""
+def os_family(image_name, ami_family_tag=None):
+    """debian, ubuntu or None, from an AMI name, else from the instance's AmiFamily tag."""
     name = (image_name or "").lower()
     if name.startswith("debian-"):
         return "debian"
     if "ubuntu" in name:
         return "ubuntu"
-    return None
+    tag = (ami_family_tag or "").lower()
+    return next((family for family in ("debian", "ubuntu") if tag.startswith(family)), None)
 
 
 def _ssh_config_literal(value):
@@ -314,8 +319,7 @@ class InventoryModule(AWSInventoryBase):
         }
 
     def _login_user(self, family):
-        users = {"debian": "admin", "ubuntu": "ubuntu"}
-        users.update(self.get_option("users") or {})
+        users = dict(DEFAULT_USERS, **(self.get_option("users") or {}))
         return users.get(family) or self.get_option("default_user")
 
     def _describe_hosts(self, stack, data):
@@ -331,13 +335,12 @@ class InventoryModule(AWSInventoryBase):
             described["placement"]["region"] = described["placement"].get("availability_zone", "")[:-1]
             # prefixed: "tags" is a reserved name, and Ansible may reserve more of these one day
             variables = {f"{EC2_PREFIX}{key}": value for key, value in described.items()}
-            family = os_family(data["images"].get(instance["ImageId"]))
-            family = family or (tags.get(OS_FAMILY_TAG) or "").lower() or None
+            family = os_family(data["images"].get(instance["ImageId"]), tags.get(AMI_FAMILY_TAG))
             public = instance.get("PublicIpAddress")
             variables.update(
-                livestream_stack=stack,
-                livestream_role=tags.get(ROLE_TAG, ""),
-                livestream_os_family=family or "",
+                livestream_host_stack=stack,
+                livestream_host_role=tags.get(ROLE_TAG, ""),
+                livestream_host_os_family=family or "",
                 ansible_host=instance.get("PrivateIpAddress") if private_mode or not public else public,
             )
             user = self._login_user(family)
@@ -352,7 +355,7 @@ class InventoryModule(AWSInventoryBase):
         bastions = [
             (variables["ec2_state"]["name"] != "running", variables["ec2_launch_time"], name)
             for name, (variables, _public) in hosts.items()
-            if variables["livestream_role"] == "bastion"
+            if variables["livestream_host_role"] == "bastion"
         ]
         return min(bastions)[2] if bastions else None
 
@@ -392,7 +395,7 @@ class InventoryModule(AWSInventoryBase):
                 key_file,
                 self.get_option("bastion_ssh_args"),
             )
-            variables["livestream_bastion"] = bastion
+            variables["livestream_host_bastion"] = bastion
 
     def _populate(self, stack, regions, data):
         if not data["instances"]:
@@ -406,8 +409,8 @@ class InventoryModule(AWSInventoryBase):
         strict = self.get_option("strict")
         for name, (variables, _public) in sorted(hosts.items()):
             self.inventory.add_host(name, group=stack_group)
-            if variables["livestream_role"] in ROLES:
-                self.inventory.add_child(self.inventory.add_group(variables["livestream_role"]), name)
+            if variables["livestream_host_role"] in ROLES:
+                self.inventory.add_child(self.inventory.add_group(variables["livestream_host_role"]), name)
             for key, value in variables.items():
                 self.inventory.set_variable(name, key, value)
             self._set_composite_vars(self.get_option("compose"), variables, name, strict=strict)

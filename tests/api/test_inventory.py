@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -127,8 +128,8 @@ def test_provisioned_stack_is_grouped_by_role_and_reachable(ec2, inventory):
     assert "ansible_ssh_common_args" not in hostvars["live-bastion"]
     assert proxy_command(hostvars["live-backend"])[-1] == f"admin@{live['bastion']['PublicIpAddress']}"
     backend = hostvars["live-backend"]
-    assert backend["livestream_role"] == "backend" and backend["livestream_stack"] == "live"
-    assert backend["livestream_bastion"] == "live-bastion"
+    assert backend["livestream_host_role"] == "backend" and backend["livestream_host_stack"] == "live"
+    assert backend["livestream_host_bastion"] == "live-bastion"
     assert backend["ec2_instance_id"] == live["backend"]["InstanceId"]
     assert backend["ec2_tags"]["Role"] == "backend"
     assert backend["ec2_placement"]["region"] == "us-east-1"
@@ -191,7 +192,7 @@ def test_ansible_hands_the_hop_command_to_ssh_intact(ec2, inventory, tmp_path):
 
     proc = subprocess.run(
         ["ansible", "live-backend", "-i", str(config), "-m", "ansible.builtin.ping",
-         "-e", "ansible_ssh_executable=/usr/bin/ssh", "-e", "ansible_ssh_retries=0"],
+         "-e", f"ansible_ssh_executable={shutil.which('ssh')}", "-e", "ansible_ssh_retries=0"],
         cwd=tmp_path, env={**inventory.env, "PATH": f"{fake_bin}:{os.environ['PATH']}",
                            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp")},
         capture_output=True, text=True, timeout=120, check=False,
@@ -287,9 +288,9 @@ def test_constructed_options_add_variables_and_groups(ec2, inventory):
 
     listing = inventory.list({
         "stack_name": "live",
-        "compose": {"ansible_user": "'deploy' if livestream_role == 'frontend' else ansible_user",
+        "compose": {"ansible_user": "'deploy' if livestream_host_role == 'frontend' else ansible_user",
                     "stream_origin": "ec2_private_ip_address"},
-        "groups": {"ubuntu_hosts": "livestream_os_family == 'ubuntu'"},
+        "groups": {"ubuntu_hosts": "livestream_host_os_family == 'ubuntu'"},
         "keyed_groups": [{"key": "ec2_instance_type", "prefix": "type"}],
         "strict": True,
     })
@@ -312,7 +313,7 @@ def test_user_follows_the_image_family_then_the_tag_then_the_default(ec2, invent
     config = {"stack_name": "live", "users": {"ubuntu": "ops"}, "default_user": "root"}
 
     unknown = inventory.list(config)["_meta"]["hostvars"]
-    ec2.create_tags(Resources=[backend["InstanceId"]], Tags=[{"Key": "OsFamily", "Value": "Ubuntu"}])
+    ec2.create_tags(Resources=[backend["InstanceId"]], Tags=[{"Key": "AmiFamily", "Value": "ubuntu2404"}])
     tagged = inventory.list(config)["_meta"]["hostvars"]
 
     # the impostor image is named like Debian: the name decides the login, not the owner
@@ -320,7 +321,7 @@ def test_user_follows_the_image_family_then_the_tag_then_the_default(ec2, invent
     assert unknown["live-frontend"]["ansible_user"] == "ops"
     assert unknown["live-backend"]["ansible_user"] == "root"
     assert tagged["live-backend"]["ansible_user"] == "ops"
-    assert tagged["live-backend"]["livestream_os_family"] == "ubuntu"
+    assert tagged["live-backend"]["livestream_host_os_family"] == "ubuntu"
 
 
 def test_cached_inventory_makes_no_api_call(aws, ec2, inventory, tmp_path):
