@@ -10,6 +10,7 @@ import re
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 from ansible_collections.amazon.aws.plugins.module_utils.transformation import boto3_resource_to_ansible_dict
 
 STACK_TAG = "Stack"
@@ -18,6 +19,19 @@ ROLES = ("bastion", "frontend", "backend")
 
 # A stack name becomes part of resource names, tags and (in the lab) interface names.
 STACK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+
+# Which AMIs a family means: the publisher's account (so a look-alike image from another
+# account is never picked), the name pattern ({arch} is the publisher's spelling of the
+# architecture), and the user the image lets in over SSH.
+AMI_FAMILIES = {
+    "debian12": {"owner": "136693071363", "name": "debian-12-{arch}-*", "login_user": "admin"},
+    "ubuntu2404": {
+        "owner": "099720109477",
+        "name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{arch}-server-*",
+        "login_user": "ubuntu",
+    },
+}
+AMI_ARCHITECTURES = {"x86_64": "amd64", "arm64": "arm64"}
 
 # Instances in these states still belong to the stack; terminated ones are history.
 LIVE_INSTANCE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
@@ -102,3 +116,106 @@ def describe_stack(ec2, name):
 def tags_of(resource):
     """Tags of a boto3 resource (list form) as a dict."""
     return boto3_tag_list_to_ansible_dict(resource.get("Tags", []))
+
+
+def resource_name(name, what):
+    """The Name tag of a stack resource: ``<stack>-<what>``; it is also how modules find it."""
+    return f"{name}-{what}"
+
+
+def named_filters(name, what):
+    """Filters for the one resource of the stack called ``<stack>-<what>``."""
+    return stack_filters(name, {"tag:Name": resource_name(name, what)})
+
+
+def tag_specifications(resource_type, tags):
+    """Tags applied by the create call itself, so an interrupted run never leaves an
+    untagged (and so unfindable) resource behind."""
+    return boto3_tag_specifications(tags, [resource_type])
+
+
+def find_image(ec2, family, architecture="x86_64"):
+    """The newest available AMI of ``family`` published by its owner, or None.
+
+    Newest by name: publishers put the build date in the name, and creation dates are
+    not reliable everywhere (moto stamps every image with its own start time).
+    """
+    spec = AMI_FAMILIES[family]
+    pattern = spec["name"].format(arch=AMI_ARCHITECTURES.get(architecture, architecture))
+    images = ec2.describe_images(
+        Owners=[spec["owner"]],
+        Filters=[
+            {"Name": "name", "Values": [pattern]},
+            {"Name": "architecture", "Values": [architecture]},
+            {"Name": "state", "Values": ["available"]},
+        ],
+        aws_retry=True,
+    )["Images"]
+    # describe_images honours Owners, but the owner check is the point: make it explicit
+    images = [image for image in images if image.get("OwnerId") == spec["owner"]]
+    if not images:
+        return None
+    return max(images, key=lambda image: image["Name"])
+
+
+def image_search_description(family, architecture="x86_64"):
+    spec = AMI_FAMILIES[family]
+    pattern = spec["name"].format(arch=AMI_ARCHITECTURES.get(architecture, architecture))
+    return f"{family} AMI named {pattern!r} for {architecture} owned by {spec['owner']}"
+
+
+def wait_for(client, waiter_name, delay=5, max_attempts=120, **params):
+    """Wait with a boto3 waiter; its first check is immediate, so a resource that is
+    already there costs one call and no sleep."""
+    client.get_waiter(waiter_name).wait(WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts}, **params)
+
+
+class Changes:
+    """What a module did (or, in check mode, would do), in words a user can read."""
+
+    def __init__(self, module):
+        self.module = module
+        self.actions = []
+        self.before = {}
+        self.after = {}
+
+    def record(self, action, what=None, before=None, after=None):
+        """Note one change; ``what`` with ``before``/``after`` feeds the diff (--diff)."""
+        self.actions.append(action)
+        what = what or action
+        self.before.setdefault(what, before)
+        self.after[what] = after if after is not None else action
+
+    def diff(self):
+        return {"before": self.before, "after": self.after}
+
+    @property
+    def check_mode(self):
+        return self.module.check_mode
+
+    @property
+    def changed(self):
+        return bool(self.actions)
+
+
+def find_hosted_zone(module, route53, zone_name):
+    """The ID of the public hosted zone called ``zone_name``, or None; two of that name is an error."""
+    zones = route53.list_hosted_zones_by_name(DNSName=zone_name, MaxItems="10", aws_retry=True)["HostedZones"]
+    zones = [
+        zone for zone in zones
+        if zone["Name"].rstrip(".").lower() == zone_name and not zone.get("Config", {}).get("PrivateZone")
+    ]
+    if len(zones) > 1:
+        module.fail_json(msg=f"there are {len(zones)} public hosted zones named {zone_name!r}: {[z['Id'] for z in zones]}")
+    return zones[0]["Id"].split("/")[-1] if zones else None
+
+
+def find_a_record(route53, zone_id, domain):
+    """The A record set called ``domain`` in the zone, or None."""
+    records = route53.list_resource_record_sets(
+        HostedZoneId=zone_id, StartRecordName=domain, StartRecordType="A", MaxItems="1", aws_retry=True
+    )["ResourceRecordSets"]
+    for record in records:
+        if record["Name"].rstrip(".").lower() == domain and record["Type"] == "A":
+            return record
+    return None

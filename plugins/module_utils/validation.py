@@ -1,0 +1,138 @@
+# -*- coding: utf-8 -*-
+# Copyright: livestream.aws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Every rule a stack's inputs must follow, in one place.
+
+The modules check their own inputs with these functions before their first API call, and
+``livestream.aws.stack_validate`` checks all of them at once before a playbook creates
+anything. Each function returns a list of messages (empty when the input is good); each
+message names the bad value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_name_error
+
+# AWS accepts VPC and subnet blocks between /16 and /28.
+LARGEST_PREFIX = 16
+SMALLEST_PREFIX = 28
+
+DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
+
+
+def parse_cidr(what, value, errors):
+    """An IPv4 network from ``value``, or None with the reason appended to ``errors``."""
+    text = str(value or "")
+    if "/" not in text:
+        hint = f" (did you mean {text}/32?)" if _is_ipv4_address(text) else ""
+        errors.append(f"{what} {value!r} is not a CIDR block{hint}")
+        return None
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        errors.append(f"{what} {value!r} is not a CIDR block")
+        return None
+    if network.version != 4:
+        errors.append(f"{what} {value!r} is IPv6: only IPv4 CIDR blocks are supported")
+        return None
+    if str(network) != text:
+        errors.append(f"{what} {value!r} has host bits set (did you mean {network}?)")
+        return None
+    return network
+
+
+def _is_ipv4_address(text):
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def network_errors(vpc_cidr, public_subnet_cidr, private_subnet_cidr):
+    """The VPC block is usable and holds both subnets, which do not overlap."""
+    errors = []
+    vpc = parse_cidr("VPC CIDR", vpc_cidr, errors)
+    subnets = {
+        "public subnet CIDR": parse_cidr("public subnet CIDR", public_subnet_cidr, errors),
+        "private subnet CIDR": parse_cidr("private subnet CIDR", private_subnet_cidr, errors),
+    }
+    for what, network in [("VPC CIDR", vpc)] + list(subnets.items()):
+        if network is not None and not LARGEST_PREFIX <= network.prefixlen <= SMALLEST_PREFIX:
+            errors.append(
+                f"{what} {str(network)!r} has a /{network.prefixlen} prefix: AWS accepts /{LARGEST_PREFIX} to /{SMALLEST_PREFIX}"
+            )
+    if vpc is not None:
+        for what, network in subnets.items():
+            if network is not None and not network.subnet_of(vpc):
+                errors.append(f"{what} {str(network)!r} is outside the VPC CIDR {str(vpc)!r}")
+    public, private = subnets.values()
+    if public is not None and private is not None and public.overlaps(private):
+        errors.append(f"public subnet CIDR {str(public)!r} overlaps private subnet CIDR {str(private)!r}")
+    return errors
+
+
+def admin_access_errors(admin_cidrs, allow_ssh_from_anywhere=False):
+    """SSH to the bastion is open to the admin CIDRs only, and to the world only on request."""
+    errors = []
+    if not admin_cidrs:
+        errors.append(
+            "admin CIDRs are empty: nobody could reach the bastion over SSH; give the addresses "
+            "you administer from, e.g. ['203.0.113.7/32']"
+        )
+    for cidr in admin_cidrs or []:
+        network = parse_cidr("admin CIDR", cidr, errors)
+        if network is not None and network.prefixlen == 0 and not allow_ssh_from_anywhere:
+            errors.append(
+                f"admin CIDR {cidr!r} opens SSH to the whole internet: list your own addresses, "
+                "or opt in explicitly with allow_ssh_from_anywhere (livestream_allow_ssh_from_anywhere)"
+            )
+    return errors
+
+
+def domain_errors(domain, hosted_zone):
+    """Both names are DNS names, and the domain lies in the hosted zone."""
+    errors = []
+    names = {}
+    for what, value in (("domain", domain), ("hosted zone", hosted_zone)):
+        name = normalize_dns_name(value)
+        labels = name.split(".")
+        if len(name) > 253 or len(labels) < 2 or not all(DNS_LABEL.match(label) for label in labels):
+            errors.append(f"{what} {value!r} is not a valid DNS name")
+        else:
+            names[what] = name
+    if len(names) == 2:
+        name, zone = names["domain"], names["hosted zone"]
+        if name != zone and not name.endswith("." + zone):
+            errors.append(f"domain {domain!r} is not inside the hosted zone {hosted_zone!r}")
+    return errors
+
+
+def normalize_dns_name(value):
+    """Lower case, no trailing dot: how names are compared."""
+    return str(value or "").strip().rstrip(".").lower()
+
+
+def ssh_public_key_errors(key):
+    """One OpenSSH public key line (what ``ssh-keygen`` writes to ``*.pub``)."""
+    parts = str(key or "").split()
+    if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES or not re.match(r"^[A-Za-z0-9+/]+={0,2}$", parts[1]):
+        shown = str(key or "")[:40]
+        return [f"SSH public key {shown!r} is not an OpenSSH public key (expected e.g. 'ssh-ed25519 AAAA...')"]
+    return []
+
+
+def stack_errors(name):
+    error = stack_name_error(name)
+    return [error] if error else []
+
+
+def fail_on_errors(module, errors):
+    """Stop the module, before any API call, with every problem found."""
+    if errors:
+        module.fail_json(msg="; ".join(errors), errors=errors)
