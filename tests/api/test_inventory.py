@@ -8,6 +8,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -405,3 +406,30 @@ def test_bad_stack_name_is_refused(aws, inventory):
     message = inventory.error({"stack_name": "Live_Stream"})
 
     assert "stack name 'Live_Stream' is not valid" in message
+
+
+def test_playbook_finds_hosts_provisioned_earlier_in_the_same_run(aws, inventory, ansible, tmp_path):
+    """site.yml's shape: the stack does not exist when the run starts (the plugin fails,
+    Ansible goes on with localhost), provisioning creates it, refresh_inventory finds it."""
+    provision = tmp_path / "provision.py"
+    provision.write_text(
+        "import sys, boto3\n"
+        f"sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(ROOT / 'tests')!r}]\n"
+        "from test_inventory import build_stack\n"
+        f"build_stack(boto3.client('ec2', endpoint_url={aws.url!r}), 'live')\n"
+    )
+    plays = [
+        {"name": "Provision", "hosts": "localhost", "gather_facts": False, "tasks": [
+            {"name": "Create the stack", "ansible.builtin.command": f"{sys.executable} {provision}",
+             "changed_when": True},
+            {"name": "Find its hosts", "ansible.builtin.meta": "refresh_inventory"},
+        ]},
+        {"name": "Configure", "hosts": "backend", "gather_facts": False, "tasks": [
+            {"name": "Address", "ansible.builtin.debug": {"var": "ansible_host"}},
+        ]},
+    ]
+
+    result = ansible.playbook(plays, inventory=inventory.write({"stack_name": "live"}))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.task("Address", host="live-backend")["ansible_host"].startswith("10.0.2.")
