@@ -1,0 +1,61 @@
+// livestream.aws player: lists the streams in streams.json, shows which ones are live
+// (their playlist answers), and plays the chosen one with hls.js (or natively in Safari).
+"use strict";
+
+const video = document.getElementById("video");
+const list = document.getElementById("streams");
+const status = document.getElementById("status");
+let hls = null;
+
+function play(stream, button) {
+  for (const b of list.querySelectorAll("button")) b.setAttribute("aria-pressed", "false");
+  button.setAttribute("aria-pressed", "true");
+  status.textContent = "Playing " + stream.name;
+  if (hls) { hls.destroy(); hls = null; }
+  if (window.Hls && Hls.isSupported()) {
+    hls = new Hls({ liveSyncDurationCount: 2 });
+    hls.on(Hls.Events.ERROR, (event, data) => {
+      if (data.fatal) status.textContent = stream.name + ": " + data.details;
+    });
+    hls.loadSource(stream.playlist);
+    hls.attachMedia(video);
+  } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+    video.src = stream.playlist;
+  } else {
+    status.textContent = "This browser cannot play HLS.";
+    return;
+  }
+  video.play().catch(() => {});
+}
+
+async function isLive(stream) {
+  try {
+    const answer = await fetch(stream.playlist, { method: "HEAD", cache: "no-store" });
+    return answer.ok;
+  } catch (e) {
+    return false;
+  }
+}
+
+async function main() {
+  const answer = await fetch("streams.json", { cache: "no-store" });
+  const streams = await answer.json();
+  const live = await Promise.all(streams.map(isLive));
+  list.replaceChildren();
+  streams.forEach((stream, i) => {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.textContent = stream.name + (live[i] ? "" : " (offline)");
+    button.dataset.stream = stream.name;
+    if (!live[i]) item.className = "offline";
+    button.addEventListener("click", () => play(stream, button));
+    item.appendChild(button);
+    list.appendChild(item);
+  });
+  const wanted = new URLSearchParams(location.search).get("stream");
+  const first = streams.findIndex((s, i) => (wanted ? s.name === wanted : live[i]));
+  if (first >= 0) play(streams[first], list.querySelectorAll("button")[first]);
+  else status.textContent = "No stream is live.";
+}
+
+main().catch((e) => { status.textContent = "Cannot load the streams: " + e; });
