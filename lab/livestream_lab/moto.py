@@ -30,13 +30,19 @@ def free_port(host: str = "127.0.0.1") -> int:
 class MotoServer:
     """A moto server process, started on a loopback port and reached over HTTP."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None):
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None,
+                 env: dict[str, str] | None = None, recording_dir: Path | None = None):
         self.host = host
         self.port = port or free_port(host)
         self.log_path = log_path
+        # the lab marks its processes through the environment (to find them all again)
+        self.extra_env = env or {}
         self.process: subprocess.Popen | None = None
         # moto's recorder writes to ./moto_recording by default: keep it out of the cwd
-        self.recording_path = Path(tempfile.mkdtemp(prefix="moto-recording-")) / "requests.jsonl"
+        # (the lab keeps it in its own state directory, which `down` removes)
+        if recording_dir:
+            recording_dir.mkdir(parents=True, exist_ok=True)
+        self.recording_path = Path(recording_dir or tempfile.mkdtemp(prefix="moto-recording-")) / "requests.jsonl"
 
     @property
     def url(self) -> str:
@@ -57,6 +63,7 @@ class MotoServer:
             "MOTO_AMIS_PATH": str(AMIS_PATH),
             "MOTO_ENABLE_RECORDING": "True",
             "MOTO_RECORDER_FILEPATH": str(self.recording_path),
+            **self.extra_env,
         }
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         moto_server = Path(sys.executable).with_name("moto_server")

@@ -1,0 +1,43 @@
+"""python -m livestream_lab {up,down,status,image} [--stack NAME]"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import config, image, lab
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m livestream_lab", description=__doc__)
+    parser.add_argument("--stack", help=f"stack name (default: $LIVESTREAM_STACK or {config.DEFAULT_STACK})")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="bring the lab up (idempotent)")
+    up.add_argument("--no-checks", action="store_true", help="skip the checks at the end")
+    commands.add_parser("down", help="remove every trace of the lab")
+    commands.add_parser("status", help="print what the lab is and where")
+    build = commands.add_parser("image", help="build the machines' base image (cached)")
+    build.add_argument("--rebuild", action="store_true", help="build it again even if cached")
+    args = parser.parse_args(argv)
+
+    settings = config.load(args.stack)
+    if args.command == "image":
+        print(image.build(rebuild=args.rebuild, log=lab.log))
+        return 0
+    if args.command == "down":
+        lab.down(settings)
+        return 0
+    if args.command == "status":
+        return lab.status(settings)
+    summary = lab.up(settings, checks=not args.no_checks)
+    print()
+    print(f"player:           {summary['player_url']}")
+    print(f"frontend address: {summary['frontend_address']}")
+    print(f"CA certificate:   {summary['ca_cert']}")
+    print(f"try: curl --resolve {summary['domain']}:443:{summary['frontend_address']} "
+          f"--cacert {summary['ca_cert']} {summary['player_url']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

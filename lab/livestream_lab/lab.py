@@ -1,0 +1,260 @@
+"""Bring a lab up, take it down: the flow of the issue, step by step.
+
+1. the lab's AWS: a moto server on loopback with Debian 12 AMIs;
+2. the stack provisioned against it (playbooks/provision.yml);
+3. what the API reports made real: subnets, router, machines;
+4. DNS, ACME and the apt proxy;
+5. the machines reached through the inventory and checked.
+
+``up`` is idempotent (a second run keeps what runs and fixes what is missing), and
+``down`` removes every trace, also after an ``up`` that was killed half-way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from . import config, image, machines, network, provision, services
+from .config import LabConfig
+from .moto import MotoServer
+from .stack import Stack, describe
+from .system import MARKER, alive, lab_processes, output, run, stop
+
+
+def log(message: str) -> None:
+    print(f"lab: {message}", flush=True)
+
+
+class State:
+    """What `down` needs that names alone do not give: written before it is acted on."""
+
+    def __init__(self, lab: LabConfig):
+        self.path = lab.state_file
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def __getitem__(self, key):
+        return self.data.get(key)
+
+    def __setitem__(self, key, value):
+        self.data[key] = value
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.data, indent=2))
+
+
+# -- up ---------------------------------------------------------------------------------
+
+def up(lab: LabConfig, checks: bool = True) -> dict:
+    started = time.monotonic()
+    lab.state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(lab.state_dir, 0o755)
+    state = State(lab)
+    state["stack"] = lab.stack
+    if not lab.ssh_key.exists():
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"livestream-lab-{lab.stack}", "-f", lab.ssh_key)
+
+    image.build(log=log)
+    moto = _moto(lab, state)
+    vpc = _vpc_cidr(lab, state)
+    provision.provision(lab, vpc, moto.environment(), log=log)
+    stack = describe(lab.stack, moto.environment())
+    if stack.vpc_cidr != vpc:
+        state["vpc_cidr"] = str(stack.vpc_cidr)
+    log(f"the API reports {len(stack.subnets)} subnets and {len(stack.instances)} instances in {stack.vpc_cidr}")
+
+    network.up(lab, stack)
+    services.apt_proxy(lab)
+    services.acme(lab)
+    services.dns(lab, stack)
+    for index, instance in enumerate(stack.instances):
+        machines.prepare(lab, stack, instance)
+        machines.start(lab, stack, index, instance)
+    for instance in stack.instances:
+        machines.wait_booted(lab, instance)
+    log(f"machines up: {', '.join(f'{i.name} {i.private_address}' for i in stack.instances)}")
+    write_access(lab, stack)
+    write_inventory(lab, moto)
+
+    summary = {
+        "stack": lab.stack,
+        "domain": lab.domain,
+        "player_url": f"https://{lab.domain}/",
+        "frontend_address": str(stack.by_role("frontend").private_address),
+        "ca_cert": str(lab.ca_cert),
+        "acme_directory": lab.acme_directory,
+        "acme_ca_bundle": str(lab.state_dir / "acme" / "tls-ca.pem"),
+        "apt_proxy": lab.apt_proxy_url,
+        "aws_endpoint_url": moto.url,
+        "inventory": str(inventory_path(lab)),
+        "ssh_config": str(lab.ssh_config),
+        "ssh_key": str(lab.ssh_key),
+    }
+    (lab.state_dir / "lab.json").write_text(json.dumps(summary, indent=2))
+    if checks:
+        check(lab, stack, summary)
+    log(f"up in {time.monotonic() - started:.0f}s")
+    return summary
+
+
+def _moto(lab: LabConfig, state: State) -> MotoServer:
+    known = state["moto"]
+    if known and alive(known["pid"]):
+        server = MotoServer(port=known["port"], recording_dir=lab.state_dir / "moto")
+        try:
+            server.api("GET", "/moto-api/data.json")
+            return server
+        except OSError:
+            pass
+    server = MotoServer(log_path=lab.state_dir / "moto.log", env={MARKER: str(lab.state_dir)},
+                        recording_dir=lab.state_dir / "moto")
+    server.start()
+    state["moto"] = {"pid": server.process.pid, "port": server.port, "url": server.url}
+    log(f"the lab's AWS API (moto) listens on {server.url}")
+    return server
+
+
+def _vpc_cidr(lab: LabConfig, state: State) -> ipaddress.IPv4Network:
+    """The stack's address block: from the stack name, moved on if the host already uses it."""
+    if state["vpc_cidr"]:
+        return ipaddress.ip_network(state["vpc_cidr"])
+    used = []
+    for line in output("ip", "-4", "route", "show", "table", "all").splitlines():
+        words = line.split()
+        candidate = words[1] if words and words[0] in ("unreachable", "blackhole", "local", "broadcast") else words[0] if words else ""
+        try:
+            used.append(ipaddress.ip_network(candidate, strict=False))
+        except ValueError:
+            continue
+    for offset in range(224):
+        vpc = lab.default_vpc_cidr(offset)
+        if not any(vpc.overlaps(net) for net in used if net.prefixlen > 0):
+            state["vpc_cidr"] = str(vpc)
+            return vpc
+    raise RuntimeError("no free 10.x.0.0/16 block for the lab's VPC")
+
+
+def write_access(lab: LabConfig, stack: Stack) -> None:
+    """An ssh config and an inventory for the lab, private addresses, backend via the bastion."""
+    bastion = stack.by_role("bastion")
+    known_hosts = []
+    config_lines = []
+    inventory: dict[str, list[str]] = {}
+    for instance in stack.instances:
+        root = machines.machine_dir(lab, instance) / "root"
+        for key in sorted((root / "etc/ssh").glob("ssh_host_*_key.pub")):
+            kind, material = key.read_text().split()[:2]
+            known_hosts.append(f"{instance.private_address} {kind} {material}")
+        subnet = stack.subnet(instance.interfaces[0].subnet_id)
+        config_lines += [f"Host {instance.name} {instance.private_address}", f"  HostName {instance.private_address}"]
+        if not subnet.public:
+            config_lines.append(f"  ProxyJump admin@{bastion.private_address}")
+        inventory.setdefault(instance.role or "ungrouped", []).append(
+            f"{instance.name} ansible_host={instance.private_address}")
+    config_lines += [
+        "Host *", "  User admin", f"  IdentityFile {lab.ssh_key}", "  IdentitiesOnly yes",
+        f"  UserKnownHostsFile {lab.known_hosts}", "  StrictHostKeyChecking yes", "  LogLevel ERROR",
+        "  ConnectTimeout 10",
+    ]
+    lab.known_hosts.write_text("\n".join(known_hosts) + "\n")
+    lab.ssh_config.write_text("\n".join(config_lines) + "\n")
+    lines = []
+    for group, hosts in sorted(inventory.items()):
+        lines += [f"[{group}]", *hosts, ""]
+    lines += ["[all:vars]", "ansible_user=admin", "ansible_python_interpreter=/usr/bin/python3",
+              f"ansible_ssh_common_args=-F {lab.ssh_config}", ""]
+    (lab.state_dir / "inventory.ini").write_text("\n".join(lines))
+
+
+def inventory_path(lab: LabConfig) -> Path:
+    # the plugin takes files whose names end in livestream.yml
+    return lab.state_dir / "lab.livestream.yml"
+
+
+def write_inventory(lab: LabConfig, moto: MotoServer) -> None:
+    """The collection's inventory plugin, pointed at the lab: private addresses, lab key."""
+    known_hosts = ["-o", f"UserKnownHostsFile={lab.known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+    settings = {
+        "plugin": "livestream.aws.stack",
+        "stack_name": lab.stack,
+        "endpoint_url": moto.url,
+        "regions": [moto.environment()["AWS_DEFAULT_REGION"]],
+        "access_key": moto.environment()["AWS_ACCESS_KEY_ID"],
+        "secret_key": moto.environment()["AWS_SECRET_ACCESS_KEY"],
+        "use_private_addresses": True,
+        "ssh_private_key_file": str(lab.ssh_key),
+        "bastion_ssh_args": known_hosts,
+        # the lab knows every machine's host key: check them, and leave ~/.ssh/known_hosts alone
+        "compose": {"ansible_ssh_extra_args": repr(" ".join(known_hosts))},
+    }
+    inventory_path(lab).write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def check(lab: LabConfig, stack: Stack, summary: dict) -> None:
+    log("checking: ssh to every machine, the domain in DNS, a certificate from pebble over HTTP-01")
+    playbook = Path(__file__).resolve().parents[1] / "playbooks" / "check.yml"
+    extra = {
+        "lab_domain": lab.domain, "lab_frontend_address": summary["frontend_address"],
+        "lab_state_dir": str(lab.state_dir), "lab_acme_directory": lab.acme_directory,
+        "lab_ca_cert": str(lab.ca_cert),
+    }
+    env = {**os.environ, "SSL_CERT_FILE": summary["acme_ca_bundle"], "ANSIBLE_HOST_KEY_CHECKING": "true"}
+    env.pop("REQUESTS_CA_BUNDLE", None)
+    result = subprocess.run(
+        ["ansible-playbook", "-i", summary["inventory"], str(playbook), "-e", json.dumps(extra)],
+        env=env, cwd=lab.state_dir, capture_output=True, text=True, check=False)
+    (lab.state_dir / "check.log").write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError(f"lab checks failed (see {lab.state_dir / 'check.log'}):\n{result.stdout[-3000:]}")
+    resolved = output("getent", "hosts", lab.domain).split()
+    if not resolved or resolved[0] != summary["frontend_address"]:
+        raise RuntimeError(f"{lab.domain} resolves to {resolved} on this host, not to the frontend")
+    log("checks passed")
+
+
+# -- down -------------------------------------------------------------------------------
+
+def down(lab: LabConfig) -> None:
+    started = time.monotonic()
+    state = State(lab)
+    lab_id = str(lab.state_dir)
+    supervisors = [pid for pid in lab_processes(lab_id) if _is_supervisor(pid)]
+    # machines first, so that they shut down in order, then every other lab process
+    stop(supervisors, timeout=30)
+    stop(lab_processes(lab_id), timeout=10)
+    machines.unmount(lab)
+    machines.remove_cgroups(lab)
+    network.down(lab)
+    if state["vpc_cidr"]:
+        network.remove_root_route(state["vpc_cidr"])
+    services.remove_hosts_block(lab)
+    if lab.state_dir.exists():
+        shutil.rmtree(lab.state_dir)
+    try:
+        config.STATE_ROOT.rmdir()
+    except OSError:
+        pass
+    log(f"down in {time.monotonic() - started:.0f}s")
+
+
+def _is_supervisor(pid: int) -> bool:
+    try:
+        return b"livestream_lab.machines" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def status(lab: LabConfig) -> int:
+    summary_path = lab.state_dir / "lab.json"
+    if not summary_path.exists():
+        print(f"lab {lab.stack}: not up")
+        return 1
+    summary = json.loads(summary_path.read_text())
+    print(json.dumps(summary, indent=2))
+    processes = lab_processes(str(lab.state_dir))
+    print(f"{len(processes)} lab processes running")
+    return 0

@@ -1,0 +1,183 @@
+"""What the lab's AWS API says the stack is: the facts the lab realizes.
+
+The lab never decides an address or a route itself: subnets, route tables, instances,
+their private addresses, the key pair and the DNS records all come from the API.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+import boto3
+
+STACK_TAG = "Stack"
+LIVE_STATES = ["pending", "running"]
+
+
+@dataclass
+class Interface:
+    eni: str
+    subnet_id: str
+    address: ipaddress.IPv4Address
+
+
+@dataclass
+class Instance:
+    id: str
+    name: str
+    role: str
+    key_name: str | None
+    interfaces: list[Interface]
+    public_addresses: list[str]
+
+    @property
+    def private_address(self) -> ipaddress.IPv4Address:
+        return self.interfaces[0].address
+
+
+@dataclass
+class Subnet:
+    id: str
+    cidr: ipaddress.IPv4Network
+    routes: list[dict]
+    public: bool
+
+    @property
+    def router_address(self) -> ipaddress.IPv4Address:
+        """AWS's VPC router answers on the subnet's first host address."""
+        return self.cidr.network_address + 1
+
+
+@dataclass
+class Stack:
+    name: str
+    vpc_cidr: ipaddress.IPv4Network
+    subnets: list[Subnet]
+    instances: list[Instance]
+    public_keys: dict[str, str]
+    records: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def resolver_address(self) -> ipaddress.IPv4Address:
+        """AmazonProvidedDNS: the VPC's base address plus two."""
+        return self.vpc_cidr.network_address + 2
+
+    def subnet(self, subnet_id: str) -> Subnet:
+        return next(subnet for subnet in self.subnets if subnet.id == subnet_id)
+
+    def by_role(self, role: str) -> Instance:
+        return next(instance for instance in self.instances if instance.role == role)
+
+    def address_of_eni(self, eni: str) -> ipaddress.IPv4Address | None:
+        for instance in self.instances:
+            for interface in instance.interfaces:
+                if interface.eni == eni:
+                    return interface.address
+        return None
+
+    def address_of_instance(self, instance_id: str) -> ipaddress.IPv4Address | None:
+        for instance in self.instances:
+            if instance.id == instance_id:
+                return instance.private_address
+        return None
+
+
+def _tags(resource: dict) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in resource.get("Tags", [])}
+
+
+def clients(aws_env: dict[str, str]):
+    """boto3 clients from the standard AWS environment (what Ansible and the CLI read)."""
+    session = boto3.session.Session(
+        aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
+        region_name=aws_env["AWS_DEFAULT_REGION"])
+    endpoint = aws_env["AWS_ENDPOINT_URL"]
+    return session.client("ec2", endpoint_url=endpoint), session.client("route53", endpoint_url=endpoint)
+
+
+def describe(name: str, aws_env: dict[str, str]) -> Stack:
+    ec2, route53 = clients(aws_env)
+    stack_filter = [{"Name": f"tag:{STACK_TAG}", "Values": [name]}]
+    vpcs = ec2.describe_vpcs(Filters=stack_filter)["Vpcs"]
+    if len(vpcs) != 1:
+        raise LookupError(f"the lab's AWS API holds {len(vpcs)} VPCs tagged {STACK_TAG}={name}, expected one")
+    vpc = vpcs[0]
+    vpc_filter = [{"Name": "vpc-id", "Values": [vpc["VpcId"]]}]
+    route_tables = ec2.describe_route_tables(Filters=vpc_filter)["RouteTables"]
+    main_table = next((table for table in route_tables
+                       if any(assoc.get("Main") for assoc in table.get("Associations", []))), None)
+
+    def table_of(subnet_id):
+        for table in route_tables:
+            if any(assoc.get("SubnetId") == subnet_id for assoc in table.get("Associations", [])):
+                return table
+        return main_table
+
+    subnets = []
+    for raw in sorted(ec2.describe_subnets(Filters=vpc_filter)["Subnets"],
+                      key=lambda item: ipaddress.ip_network(item["CidrBlock"])):
+        routes = (table_of(raw["SubnetId"]) or {}).get("Routes", [])
+        public = any(route.get("GatewayId", "").startswith("igw-") for route in routes)
+        subnets.append(Subnet(raw["SubnetId"], ipaddress.ip_network(raw["CidrBlock"]), routes, public))
+
+    instances = []
+    reservations = ec2.describe_instances(
+        Filters=stack_filter + [{"Name": "instance-state-name", "Values": LIVE_STATES}])["Reservations"]
+    for raw in (item for reservation in reservations for item in reservation["Instances"]):
+        tags = _tags(raw)
+        interfaces = [
+            Interface(eni["NetworkInterfaceId"], eni["SubnetId"], ipaddress.ip_address(eni["PrivateIpAddress"]))
+            for eni in sorted(raw.get("NetworkInterfaces", []), key=lambda e: e.get("Attachment", {}).get("DeviceIndex", 0))
+        ]
+        public = [raw["PublicIpAddress"]] if raw.get("PublicIpAddress") else []
+        instances.append(Instance(raw["InstanceId"], tags.get("Name", raw["InstanceId"]), tags.get("Role", ""),
+                                  raw.get("KeyName"), interfaces, public))
+    instances.sort(key=lambda item: item.private_address)
+
+    # Elastic IPs are how the world sees the frontend; the lab maps them back to the machine.
+    for address in ec2.describe_addresses(Filters=[{"Name": "domain", "Values": ["vpc"]}])["Addresses"]:
+        for instance in instances:
+            if address.get("InstanceId") == instance.id and address["PublicIp"] not in instance.public_addresses:
+                instance.public_addresses.append(address["PublicIp"])
+
+    key_names = sorted({instance.key_name for instance in instances if instance.key_name})
+    public_keys = {}
+    if key_names:
+        for pair in ec2.describe_key_pairs(KeyNames=key_names, IncludePublicKey=True)["KeyPairs"]:
+            public_keys[pair["KeyName"]] = pair.get("PublicKey", "").strip()
+
+    stack = Stack(name, ipaddress.ip_network(vpc["CidrBlock"]), subnets, instances, public_keys)
+    stack.records = dns_records(stack, route53)
+    return stack
+
+
+def dns_records(stack: Stack, route53) -> dict[str, list[str]]:
+    """Name -> lab addresses: the Route 53 A records that point at the stack's machines,
+    plus each instance's private DNS name.
+
+    An A record holds a public or Elastic IP, which in the lab is not a host; it is
+    rewritten to the private address of the machine that owns it. Records that point
+    anywhere else are left out, so a lab name never leads out of the lab.
+    """
+    lab_address = {}
+    for instance in stack.instances:
+        for public in instance.public_addresses:
+            lab_address[public] = str(instance.private_address)
+        for interface in instance.interfaces:
+            lab_address[str(interface.address)] = str(interface.address)
+    records: dict[str, list[str]] = {}
+    for zone in route53.list_hosted_zones()["HostedZones"]:
+        paginator = route53.get_paginator("list_resource_record_sets")
+        for page in paginator.paginate(HostedZoneId=zone["Id"]):
+            for record in page["ResourceRecordSets"]:
+                if record["Type"] != "A":
+                    continue
+                values = [lab_address[item["Value"]] for item in record.get("ResourceRecords", [])
+                          if item["Value"] in lab_address]
+                if values:
+                    records[record["Name"].rstrip(".")] = sorted(set(values))
+    for instance in stack.instances:
+        octets = str(instance.private_address).replace(".", "-")
+        records.setdefault(f"ip-{octets}.ec2.internal", [str(instance.private_address)])
+    return records
