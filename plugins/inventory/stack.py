@@ -249,6 +249,21 @@ class InventoryModule(AWSInventoryBase):
     class TemplatedOptions(AWSInventoryBase.TemplatedOptions):
         TEMPLATABLE_OPTIONS = AWSInventoryBase.TemplatedOptions.TEMPLATABLE_OPTIONS + ("stack_name",)
 
+        def get(self, *args):
+            # amazon.aws templates every list item with disable_lookups=, which ansible-core
+            # 2.19 reports as deprecated on each run (regions is a list): template only templates
+            value = self.original_options.get(*args)
+            if not value or not self.templar or args[0] not in self.TEMPLATABLE_OPTIONS:
+                return value
+            if isinstance(value, dict):
+                return {key: self._template(item) for key, item in value.items()}
+            if isinstance(value, list):
+                return [self._template(item) for item in value]
+            return self._template(value)
+
+        def _template(self, value):
+            return self.templar.template(value) if self.templar.is_template(value) else value
+
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache=cache)
 

@@ -275,9 +275,12 @@ def test_hosts_are_found_in_every_configured_region(aws, ec2, inventory):
                                        TagSpecifications=_tags("live", "frontend"))["Instances"][0]
 
     east_only = inventory.list({"stack_name": "live"})
-    both = inventory.list({"stack_name": "live", "regions": ["us-east-1", "us-west-2"]})
+    config = inventory.write({"stack_name": "live", "regions": ["us-east-1", "{{ 'us-west-' ~ 2 }}"]})
+    proc = inventory.run("-i", str(config), "--list")
+    both = _plain(json.loads(proc.stdout))
 
     assert sorted(east_only["_meta"]["hostvars"]) == ["live-bastion"]
+    assert "DEPRECATION" not in proc.stderr, proc.stderr
     assert hosts_of(both, "frontend") == ["live-frontend"]
     frontend = both["_meta"]["hostvars"]["live-frontend"]
     assert frontend["ec2_instance_id"] == west_instance["InstanceId"]
