@@ -1,0 +1,29 @@
+"""One lab for the whole session, under a stack name of its own (so that it runs beside a
+lab brought up by hand), and what the host looked like before it."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab_support import STACK, require_lab_host, snapshot
+from livestream_lab import config, lab as lab_flow
+
+
+@pytest.fixture(scope="session")
+def lab_config():
+    return config.load(STACK)
+
+
+@pytest.fixture(scope="session")
+def host_before(lab_config):
+    require_lab_host()
+    lab_flow.down(lab_config)  # a lab left over by an interrupted run
+    return snapshot()
+
+
+@pytest.fixture(scope="session")
+def lab(lab_config, host_before):
+    """The lab, up, with its checks passed; taken down at the end of the session."""
+    summary = lab_flow.up(lab_config)
+    yield summary
+    lab_flow.down(lab_config)

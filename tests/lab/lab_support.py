@@ -1,0 +1,96 @@
+"""What the lab tests share: the host snapshot, ssh to machines, the inventory's view."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from livestream_lab import config, lab as lab_flow
+
+STACK = "labtest"
+
+
+def require_lab_host():
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    missing = [tool for tool in ("systemd-nspawn", "debootstrap", "pebble", "dnsmasq", "apt-cacher-ng", "iptables")
+               if not shutil.which(tool) and not Path("/usr/sbin", tool).exists()]
+    if missing:
+        pytest.fail(f"missing lab tools {missing}: run `make setup-lab`")
+
+
+def _lines(*command: str) -> set[str]:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    return {line.strip() for line in result.stdout.splitlines() if line.strip()}
+
+
+def snapshot() -> dict[str, set[str]]:
+    """The host state `make lab-down` must give back: links, namespaces, routes, mounts,
+    cgroups, processes, firewall rules, sysctls, /etc/hosts."""
+    cgroups = set()
+    for hierarchy in config.CGROUP_HIERARCHIES:
+        root = config.CGROUP_ROOT / hierarchy
+        cgroups |= {str(path) for path in root.iterdir() if path.is_dir()} if root.exists() else set()
+    processes = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                continue
+            if cmdline:
+                processes.add(f"{entry.name} {cmdline}")
+    sysctls = set()
+    for key in ("net/ipv4/ip_forward", "net/ipv4/conf/all/forwarding", "net/ipv4/conf/all/rp_filter",
+                "net/ipv6/conf/all/disable_ipv6", "net/bridge/bridge-nf-call-iptables"):
+        path = Path("/proc/sys") / key
+        if path.exists():
+            sysctls.add(f"{key}={path.read_text().strip()}")
+    return {
+        "links": {line.split(":")[1].strip().split("@")[0] for line in _lines("ip", "-o", "link", "show")},
+        "netns": {line.split()[0] for line in _lines("ip", "netns", "list")},
+        "routes": _lines("ip", "-4", "route", "show", "table", "all"),
+        "rules": _lines("ip", "-4", "rule", "show"),
+        "mounts": {line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()},
+        "cgroups": cgroups,
+        "processes": processes,
+        # counters change all the time; the rules are what matters
+        "iptables": {re.sub(r"\[\d+:\d+\]", "", line) for line in _lines("iptables-save") if not line.startswith("#")},
+        "nft": _lines("nft", "list", "ruleset"),
+        "sysctls": sysctls,
+        "hosts": _lines("cat", "/etc/hosts"),
+        "state": {str(path) for path in config.STATE_ROOT.glob("*")} if config.STATE_ROOT.exists() else set(),
+    }
+
+
+def lab_identifiers(settings: config.LabConfig, summary: dict | None) -> list[str]:
+    """Strings that only this lab's traces contain."""
+    marks = [f"ls{settings.tag}", settings.netns, str(settings.state_dir), settings.cgroup_name,
+             f"livestream-lab:{settings.stack}", f"livestream-lab {settings.stack}",
+             str(settings.transit_network.network_address)[:-1]]
+    if summary:
+        marks.append(".".join(summary["frontend_address"].split(".")[:2]) + ".")
+    return marks
+
+
+def ssh(lab_config, host: str, command: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run a command on a lab machine the way an admin would: ssh, backend through the bastion."""
+    result = subprocess.run(["ssh", "-F", str(lab_config.ssh_config), host, command],
+                            capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"ssh {host} {command!r} failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+def machine_names(lab_config) -> dict[str, str]:
+    """role -> machine name, from the inventory plugin's view of the stack."""
+    result = subprocess.run(["ansible-inventory", "-i", str(lab_flow.inventory_path(lab_config)), "--list"],
+                            capture_output=True, text=True, check=True)
+    inventory = json.loads(result.stdout)
+    return {role: inventory[role]["hosts"][0] for role in ("bastion", "frontend", "backend")}

@@ -1,0 +1,157 @@
+"""The lab end to end: the API's stack made real, reachable the way AWS's would be.
+
+Runs on root with the lab's Debian packages (`make setup-lab`); the base image is built
+once and cached. The last test takes the lab down and compares the host with before.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lab_support import lab_identifiers, machine_names, snapshot, ssh
+from livestream_lab import lab as lab_flow
+from livestream_lab.system import lab_processes
+
+pytestmark = pytest.mark.lab
+
+
+def _connects(address: str, port: int, timeout: float = 3) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _machines(lab_config) -> dict[str, dict]:
+    """name -> the supervisor's view of the machine (spec, pids)."""
+    found = {}
+    for spec_path in (lab_config.state_dir / "machines").glob("*/machine.json"):
+        spec = json.loads(spec_path.read_text())
+        spec["supervisor"] = int((spec_path.parent / "supervisor.pid").read_text())
+        found[spec["name"]] = spec
+    return found
+
+
+def _leader(spec: dict) -> int:
+    """The machine's PID 1, seen from the host (the child of systemd-nspawn)."""
+    nspawn = Path(spec["pid_file"]).read_text().strip()
+    children = Path(f"/proc/{nspawn}/task/{nspawn}/children").read_text().split()
+    return int(children[0])
+
+
+def test_every_machine_answers_over_ssh_through_the_inventory_plugin(lab, lab_config):
+    result = subprocess.run(
+        ["ansible", "all", "-i", lab["inventory"], "-m", "ansible.builtin.command", "-a", "hostname",
+         "-o"], capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    names = machine_names(lab_config)
+    for name in names.values():
+        # the machine answers with its own name: the inventory reached the right machine
+        assert f"{name} | CHANGED | rc=0 | (stdout) {name}" in result.stdout
+
+
+def test_the_backend_is_reached_only_through_the_bastion(lab, lab_config):
+    inventory = json.loads(subprocess.run(
+        ["ansible-inventory", "-i", lab["inventory"], "--host", machine_names(lab_config)["backend"]],
+        capture_output=True, text=True, check=True).stdout)
+    assert "ProxyCommand" in inventory["ansible_ssh_common_args"]
+    backend = inventory["ansible_host"]
+    # the root namespace is the internet: the private subnet is not routed from it
+    assert not _connects(backend, 22)
+    assert _connects(lab["frontend_address"], 22)
+
+
+def test_the_domain_resolves_to_the_frontend_inside_the_lab_and_on_the_host(lab, lab_config):
+    names = machine_names(lab_config)
+    for role in ("backend", "bastion"):
+        resolved = ssh(lab_config, names[role], f"getent hosts {lab['domain']}").stdout.split()
+        assert resolved[0] == lab["frontend_address"]
+    assert socket.gethostbyname(lab["domain"]) == lab["frontend_address"]
+    # the VPC resolver has no upstream: names the lab does not hold never leak out
+    assert ssh(lab_config, names["backend"], "getent hosts deb.debian.org", check=False).returncode != 0
+
+
+def test_pebble_issued_a_certificate_for_the_domain_over_http01_to_the_frontend(lab, lab_config):
+    chain = lab_config.state_dir / "acme" / "check" / "fullchain.pem"
+    verified = subprocess.run(
+        ["openssl", "verify", "-CAfile", lab["ca_cert"], "-untrusted", chain, "-verify_hostname", lab["domain"], chain],
+        capture_output=True, text=True, check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_the_backend_reaches_the_apt_proxy_only_once_the_bastion_forwards_and_masquerades(lab, lab_config):
+    names = machine_names(lab_config)
+    update = "sudo apt-get -q -o Acquire::Retries=0 -o Acquire::http::Timeout=5 update"
+    before = ssh(lab_config, names["backend"], update, check=False, timeout=120)
+    assert "Failed to fetch" in before.stdout + before.stderr or before.returncode != 0
+
+    # what the bastion role does, done here from the host in the bastion's namespaces
+    bastion = _machines(lab_config)[names["bastion"]]
+    enter = ["nsenter", "-t", str(_leader(bastion)), "-n"]
+    vpc = lab_flow.State(lab_config)["vpc_cidr"]
+    subprocess.run([*enter, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+    subprocess.run([*enter, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", vpc, "!", "-d", vpc,
+                    "-j", "MASQUERADE"], check=True)
+    try:
+        after = ssh(lab_config, names["backend"], update, check=False, timeout=180)
+        assert after.returncode == 0, after.stdout + after.stderr
+        assert "Failed to fetch" not in after.stdout + after.stderr
+    finally:
+        subprocess.run([*enter, "iptables", "-t", "nat", "-F", "POSTROUTING"], check=False)
+        subprocess.run([*enter, "sysctl", "-qw", "net.ipv4.ip_forward=0"], check=False)
+
+
+def test_up_again_keeps_the_running_lab(lab, lab_config):
+    before = _machines(lab_config)
+    summary = lab_flow.up(lab_config, checks=False)
+    after = _machines(lab_config)
+    assert summary["frontend_address"] == lab["frontend_address"]
+    # same machines, not restarted
+    assert {name: spec["supervisor"] for name, spec in after.items()} == \
+        {name: spec["supervisor"] for name, spec in before.items()}
+    ssh(lab_config, machine_names(lab_config)["backend"], "true")
+
+
+def test_a_machine_survives_a_reboot(lab, lab_config):
+    frontend = machine_names(lab_config)["frontend"]
+    boot_id = ssh(lab_config, frontend, "cat /proc/sys/kernel/random/boot_id").stdout
+    ssh(lab_config, frontend, "sudo systemctl reboot", check=False)
+    deadline = time.monotonic() + 120
+    while True:
+        result = ssh(lab_config, frontend, "cat /proc/sys/kernel/random/boot_id; systemctl is-system-running --wait",
+                     check=False)
+        if result.returncode == 0 and result.stdout.split()[0] != boot_id.strip():
+            break
+        assert time.monotonic() < deadline, f"{frontend} did not come back: {result.stderr}"
+        time.sleep(1)
+    assert result.stdout.split()[1] in ("running", "degraded")
+    addresses = ssh(lab_config, frontend, "ip -4 -br addr show dev eth0").stdout
+    assert lab["frontend_address"] in addresses
+    # and the backend still reaches it across the VPC, straight, after the reboot
+    backend = machine_names(lab_config)["backend"]
+    ssh(lab_config, backend, f"timeout 5 bash -c 'exec 3<>/dev/tcp/{lab['frontend_address']}/22'")
+
+
+def test_down_leaves_the_host_as_it_was(lab, lab_config, host_before):
+    marks = lab_identifiers(lab_config, lab)
+    during = snapshot()
+    assert any(any(mark in item for mark in marks) for item in during["links"]), "the lab left no mark to look for"
+
+    lab_flow.down(lab_config)
+    time.sleep(0.5)
+    after = snapshot()
+
+    for kind in ("links", "netns", "routes", "rules", "mounts", "cgroups", "iptables", "nft", "processes", "state"):
+        traces = sorted(item for item in after[kind] - host_before[kind] if any(mark in item for mark in marks))
+        assert not traces, f"{kind} left behind by the lab: {traces}"
+    assert after["hosts"] == host_before["hosts"]
+    assert after["sysctls"] == host_before["sysctls"]
+    assert not lab_config.state_dir.exists()
+    assert not lab_processes(str(lab_config.state_dir))
