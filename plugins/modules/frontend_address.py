@@ -12,7 +12,7 @@ description:
   - Makes sure the stack has one Elastic IP, tagged C(Stack=<name>) and
     C(Name=<name>-frontend-eip) by the call that allocates it, and that it is associated
     with the frontend instance. The address is what the stack's DNS name points at, so it
-    outlives the instance: a new frontend gets the same address.
+    outlives the instance; a new frontend gets the same address.
   - The address is found by its tags with one call; a second run, or a run after an
     interrupted one, allocates nothing new.
   - Use M(livestream.aws.stack_teardown) to release it.
@@ -29,7 +29,7 @@ options:
       - May be null in check mode only, when the frontend does not exist yet.
     type: str
 author:
-  - livestream.aws contributors
+  - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules

@@ -112,7 +112,7 @@ options:
     type: int
     default: 600
 author:
-  - livestream.aws contributors
+  - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules

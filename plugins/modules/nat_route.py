@@ -30,7 +30,7 @@ options:
       - May be null in check mode only, when the bastion does not exist yet.
     type: str
 author:
-  - livestream.aws contributors
+  - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules

@@ -51,7 +51,7 @@ options:
       - When not set, AWS picks one for the public subnet and the private subnet goes to the same one.
     type: str
 author:
-  - livestream.aws contributors
+  - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules

@@ -9,9 +9,8 @@ module: security_groups
 version_added: 0.1.0
 short_description: The three least-privilege security groups of a livestream stack
 description:
-  - Makes sure a stack has one security group per role, each letting in exactly this and
-    nothing else
-    (rules found that are not in this list are revoked):
+  - Makes sure a stack has one security group per role, each letting in exactly what is
+    listed below and nothing else (rules found that are not listed are revoked).
   - C(bastion) - SSH (22/tcp) from O(admin_cidrs); all traffic from the private subnet,
     because the bastion is its NAT instance.
   - C(frontend) - HTTP and HTTPS (80, 443/tcp) from anywhere; RTMP (1935/tcp) from the
@@ -52,7 +51,7 @@ options:
     type: bool
     default: false
 author:
-  - livestream.aws contributors
+  - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules

@@ -40,7 +40,7 @@ options:
     type: int
     default: 900
 author:
-  - livestream.aws contributors
+  - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -179,8 +179,9 @@ def remove_dns(module, teardown, name, stack_addresses):
     if tags.get(STACK_TAG) != name:
         return
     zone = route53.get_hosted_zone(Id=zone_id, aws_retry=True)["HostedZone"]
-    # a new zone holds its SOA and NS records; anything more belongs to someone
-    others = zone.get("ResourceRecordSetCount", 0) - 2 - removed_records
+    # a new zone holds its SOA and NS records; anything more belongs to someone (the count
+    # is read after the record went, except in check mode, where it did not go)
+    others = zone.get("ResourceRecordSetCount", 0) - 2 - (removed_records if module.check_mode else 0)
     if others > 0:
         teardown.kept.append(f"hosted zone {zone_name}: it holds {others} other record(s)")
         return

@@ -84,7 +84,7 @@ options:
     type: str
     required: true
 author:
-  - livestream.aws contributors
+  - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules

@@ -1,0 +1,86 @@
+"""What the provisioning tests share: the playbooks, their inputs, and an independent
+census of a stack read straight from the API with boto3 (not through our modules)."""
+
+from __future__ import annotations
+
+import boto3
+
+from playbook import ROOT
+
+PROVISION = ROOT / "playbooks" / "provision.yml"
+TEARDOWN = ROOT / "playbooks" / "teardown.yml"
+PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBUjQtWjI3D++Y+7hQvPOsPuIejtshknMqqrpkRgwp8p tester@livestream"
+ADMIN_CIDR = "198.51.100.0/24"
+ZONE = "example.test"
+
+
+def stack_vars(tmp_path, name="live", **overrides):
+    """The extra vars a user would give for stack ``name`` (a key file of its own included)."""
+    key = tmp_path / f"{name}_id_ed25519.pub"
+    key.write_text(PUBLIC_KEY + "\n")
+    return {
+        "livestream_stack_name": name,
+        "livestream_admin_cidrs": [ADMIN_CIDR],
+        "livestream_hosted_zone": ZONE,
+        "livestream_create_hosted_zone": True,
+        "livestream_ssh_public_key_file": str(key),
+        **overrides,
+    }
+
+
+def route53(aws):
+    return boto3.client("route53", endpoint_url=aws.url)
+
+
+def census(ec2, name):
+    """IDs of every EC2 resource tagged Stack=<name>, by kind (terminated instances left out)."""
+    tagged = [{"Name": "tag:Stack", "Values": [name]}]
+    instances = [
+        i
+        for r in ec2.describe_instances(Filters=tagged)["Reservations"]
+        for i in r["Instances"]
+        if i["State"]["Name"] != "terminated"
+    ]
+    return {
+        "vpc": [v["VpcId"] for v in ec2.describe_vpcs(Filters=tagged)["Vpcs"]],
+        "subnet": [s["SubnetId"] for s in ec2.describe_subnets(Filters=tagged)["Subnets"]],
+        "internet_gateway": [g["InternetGatewayId"] for g in ec2.describe_internet_gateways(Filters=tagged)["InternetGateways"]],
+        "route_table": [t["RouteTableId"] for t in ec2.describe_route_tables(Filters=tagged)["RouteTables"]],
+        "security_group": [g["GroupId"] for g in ec2.describe_security_groups(Filters=tagged)["SecurityGroups"]],
+        "instance": [i["InstanceId"] for i in instances],
+        "elastic_ip": [a["AllocationId"] for a in ec2.describe_addresses(Filters=tagged)["Addresses"]],
+        "key_pair": [k["KeyName"] for k in ec2.describe_key_pairs(Filters=tagged)["KeyPairs"]],
+    }
+
+
+# exactly one of each, per stack
+COMPLETE = {
+    "vpc": 1, "subnet": 2, "internet_gateway": 1, "route_table": 2,
+    "security_group": 3, "instance": 3, "elastic_ip": 1, "key_pair": 1,
+}
+
+
+def counts(ec2, name):
+    return {kind: len(ids) for kind, ids in census(ec2, name).items()}
+
+
+def instances_by_role(ec2, name):
+    found = census(ec2, name)["instance"]
+    if not found:
+        return {}
+    described = [i for r in ec2.describe_instances(InstanceIds=found)["Reservations"] for i in r["Instances"]]
+    return {tags(i)["Role"]: i for i in described}
+
+
+def tags(resource):
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
+def a_records(r53, domain):
+    """Values of the A record ``domain`` in any zone, by zone name."""
+    found = {}
+    for zone in r53.list_hosted_zones()["HostedZones"]:
+        for record in r53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]:
+            if record["Name"].rstrip(".") == domain and record["Type"] == "A":
+                found[zone["Name"].rstrip(".")] = [r["Value"] for r in record["ResourceRecords"]]
+    return found

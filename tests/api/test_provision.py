@@ -1,0 +1,171 @@
+"""playbooks/provision.yml against a real moto server: the stack it builds, a second run,
+check mode, a run killed half-way, two stacks side by side."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from provisioning import (ADMIN_CIDR, COMPLETE, PROVISION, TEARDOWN, ZONE, a_records, census, counts,
+                          instances_by_role, route53, stack_vars, tags)
+
+
+def rules(group):
+    """Ingress of a group as {(protocol, port, source)}, sources as CIDRs or group IDs."""
+    found = set()
+    for permission in group["IpPermissions"]:
+        port = permission.get("FromPort")
+        for ip_range in permission["IpRanges"]:
+            found.add((permission["IpProtocol"], port, ip_range["CidrIp"]))
+        for pair in permission["UserIdGroupPairs"]:
+            found.add((permission["IpProtocol"], port, pair["GroupId"]))
+    return found
+
+
+def test_builds_the_whole_stack(ec2, aws, ansible, tmp_path):
+    result = ansible.playbook(PROVISION, extra_vars=stack_vars(tmp_path))
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert counts(ec2, "live") == COMPLETE
+
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Stack", "Values": ["live"]}])["Vpcs"][0]
+    assert vpc["CidrBlock"] == "10.0.0.0/16"
+    subnets = {tags(s)["Name"]: s for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]}
+    public, private = subnets["live-public"], subnets["live-private"]
+    assert (public["CidrBlock"], private["CidrBlock"]) == ("10.0.1.0/24", "10.0.2.0/24")
+    assert public["AvailabilityZone"] == private["AvailabilityZone"]
+    assert public["MapPublicIpOnLaunch"] and not private["MapPublicIpOnLaunch"]
+
+    igw = ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc["VpcId"]]}])["InternetGateways"]
+    assert len(igw) == 1
+    instances = instances_by_role(ec2, "live")
+    bastion_eni = instances["bastion"]["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    tables = {tags(t)["Name"]: t for t in ec2.describe_route_tables(Filters=[{"Name": "tag:Stack", "Values": ["live"]}])["RouteTables"]}
+    default = {name: next(r for r in t["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0") for name, t in tables.items()}
+    assert default["live-public"]["GatewayId"] == igw[0]["InternetGatewayId"]
+    assert default["live-private"]["NetworkInterfaceId"] == bastion_eni
+    assert [a["SubnetId"] for a in tables["live-public"]["Associations"]] == [public["SubnetId"]]
+    assert [a["SubnetId"] for a in tables["live-private"]["Associations"]] == [private["SubnetId"]]
+
+    groups = {tags(g)["Role"]: g for g in ec2.describe_security_groups(Filters=[{"Name": "tag:Stack", "Values": ["live"]}])["SecurityGroups"]}
+    ids = {role: g["GroupId"] for role, g in groups.items()}
+    assert rules(groups["bastion"]) == {("tcp", 22, ADMIN_CIDR), ("-1", None, "10.0.2.0/24")}
+    assert rules(groups["frontend"]) == {
+        ("tcp", 80, "0.0.0.0/0"), ("tcp", 443, "0.0.0.0/0"), ("tcp", 1935, ids["backend"]), ("tcp", 22, ids["bastion"]),
+    }
+    assert rules(groups["backend"]) == {("tcp", 22, ids["bastion"])}
+
+    for role, instance in instances.items():
+        assert tags(instance) == {
+            "Stack": "live", "Role": role, "Name": f"live-{role}", "AmiFamily": "debian12",
+        }
+        assert instance["ImageId"] == "ami-0deb12a0000000002", "the newest Debian 12 amd64 image of Debian's account"
+        assert instance["MetadataOptions"]["HttpTokens"] == "required"
+        assert instance["KeyName"] == "live-key"
+        assert [g["GroupId"] for g in instance["NetworkInterfaces"][0]["Groups"]] == [ids[role]]
+        root = ec2.describe_volumes(VolumeIds=[instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]])["Volumes"][0]
+        assert (root["VolumeType"], root["Encrypted"]) == ("gp3", True)
+    assert instances["bastion"]["SourceDestCheck"] is False
+    assert instances["frontend"]["SourceDestCheck"] is True
+    assert instances["backend"]["SubnetId"] == private["SubnetId"]
+    assert not instances["backend"].get("PublicIpAddress")
+    assert instances["bastion"].get("PublicIpAddress")
+
+    address = ec2.describe_addresses(Filters=[{"Name": "tag:Stack", "Values": ["live"]}])["Addresses"][0]
+    assert address["InstanceId"] == instances["frontend"]["InstanceId"]
+    assert a_records(route53(aws), "live.example.test") == {ZONE: [address["PublicIp"]]}
+
+    summary = result.task("Remember the stack for the plays that follow")["ansible_facts"]["livestream_provisioned"]
+    assert summary["frontend_address"] == address["PublicIp"]
+    assert summary["domain"] == "live.example.test"
+    assert summary["instances"]["backend"]["private_ip_address"] == instances["backend"]["PrivateIpAddress"]
+    assert summary["login_user"] == "admin"
+
+
+def test_second_run_changes_nothing(ec2, ansible, tmp_path):
+    stack = stack_vars(tmp_path)
+    assert ansible.playbook(PROVISION, extra_vars=stack).returncode == 0
+    before = census(ec2, "live")
+
+    again = ansible.playbook(PROVISION, extra_vars=stack)
+
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert again.changed() == 0
+    assert census(ec2, "live") == before
+
+
+def test_check_mode_on_an_empty_account_changes_nothing(ec2, aws, ansible, tmp_path):
+    result = ansible.playbook(PROVISION, check=True, extra_vars=stack_vars(tmp_path))
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert result.changed() >= 6, "check mode reports what it would create"
+    assert "launch live-backend (t3.small)" in result.task("Key pair and instances")["actions"]
+    assert ec2.describe_vpcs()["Vpcs"] == [v for v in ec2.describe_vpcs()["Vpcs"] if v["IsDefault"]]
+    assert all(n == 0 for n in counts(ec2, "live").values())
+    assert ec2.describe_instances()["Reservations"] == []
+    assert route53(aws).list_hosted_zones()["HostedZones"] == []
+
+
+def test_ubuntu_is_an_option(ec2, ansible, tmp_path):
+    result = ansible.playbook(PROVISION, extra_vars=stack_vars(tmp_path, livestream_ami_family="ubuntu2404"))
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    instances = instances_by_role(ec2, "live")
+    assert {i["ImageId"] for i in instances.values()} == {"ami-0ub2404a000000001"}
+    assert {tags(i)["AmiFamily"] for i in instances.values()} == {"ubuntu2404"}
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "when"),
+    [(signal.SIGKILL, "instance"), (signal.SIGINT, "vpc")],
+    ids=["SIGKILL-while-launching-instances", "SIGINT-after-the-vpc"],
+)
+def test_a_run_killed_half_way_then_run_again_converges(ec2, ansible, tmp_path, interrupt, when):
+    stack = stack_vars(tmp_path)
+    command = ["ansible-playbook", "-i", str(ansible.local_inventory), str(PROVISION), "-e", json.dumps(stack)]
+    run = subprocess.Popen(command, cwd=ansible.workdir, env=ansible.env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    try:
+        while not census(ec2, "live")[when]:
+            assert run.poll() is None, "the run ended before it could be interrupted"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.killpg(run.pid, interrupt)
+        run.wait(timeout=30)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    partial = counts(ec2, "live")
+    assert partial != COMPLETE, "the run was interrupted before it made the whole stack"
+
+    again = ansible.playbook(PROVISION, extra_vars=stack)
+
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert counts(ec2, "live") == COMPLETE
+    assert set(instances_by_role(ec2, "live")) == {"bastion", "frontend", "backend"}
+
+
+def test_two_stacks_side_by_side_do_not_touch_each_other(ec2, aws, ansible, tmp_path):
+    alpha, beta = stack_vars(tmp_path, "alpha"), stack_vars(tmp_path, "beta")
+    assert ansible.playbook(PROVISION, extra_vars=alpha).returncode == 0
+    assert ansible.playbook(PROVISION, extra_vars=beta).returncode == 0
+    assert counts(ec2, "alpha") == counts(ec2, "beta") == COMPLETE
+    beta_before = census(ec2, "beta")
+
+    gone = ansible.playbook(TEARDOWN, extra_vars=alpha)
+
+    assert gone.returncode == 0, gone.stdout[-3000:]
+    assert all(n == 0 for n in counts(ec2, "alpha").values())
+    assert census(ec2, "beta") == beta_before
+    records = a_records(route53(aws), "beta.example.test")
+    assert list(records) == [ZONE], "the zone alpha created stays while beta's record is in it"
+    assert a_records(route53(aws), "alpha.example.test") == {}
+    beta_again = ansible.playbook(PROVISION, extra_vars=beta)
+    assert beta_again.returncode == 0 and beta_again.changed() == 0
