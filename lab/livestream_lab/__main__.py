@@ -13,7 +13,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", help=f"stack name (default: $LIVESTREAM_STACK or {config.DEFAULT_STACK})")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="bring the lab up (idempotent)")
-    up.add_argument("--no-checks", action="store_true", help="skip the checks at the end")
+    up.add_argument("--no-checks", action="store_true", help="skip the checks of the bare machines")
+    up.add_argument("--no-configure", action="store_true",
+                    help="leave the machines unconfigured (do not run playbooks/site.yml)")
     commands.add_parser("down", help="remove every trace of the lab")
     commands.add_parser("status", help="print what the lab is and where")
     build = commands.add_parser("image", help="build the machines' base image (cached)")
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "status":
         return lab.status(settings)
-    summary = lab.up(settings, checks=not args.no_checks)
+    summary = lab.up(settings, checks=not args.no_checks, configure_service=not args.no_configure)
     print()
     print(f"player:           {summary['player_url']}")
     print(f"frontend address: {summary['frontend_address']}")

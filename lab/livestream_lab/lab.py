@@ -26,6 +26,8 @@ from .moto import MotoServer
 from .stack import Stack, describe
 from .system import MARKER, alive, lab_processes, output, run, stop
 
+SITE = config.REPOSITORY / "playbooks" / "site.yml"
+
 
 def log(message: str) -> None:
     print(f"lab: {message}", flush=True)
@@ -49,7 +51,7 @@ class State:
 
 # -- up ---------------------------------------------------------------------------------
 
-def up(lab: LabConfig, checks: bool = True) -> dict:
+def up(lab: LabConfig, checks: bool = True, configure_service: bool = True) -> dict:
     started = time.monotonic()
     lab.state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(lab.state_dir, 0o755)
@@ -95,8 +97,13 @@ def up(lab: LabConfig, checks: bool = True) -> dict:
         "ssh_key": str(lab.ssh_key),
     }
     (lab.state_dir / "lab.json").write_text(json.dumps(summary, indent=2))
+    write_group_vars(lab, vpc, summary)
     if checks:
         check(lab, stack, summary)
+    if configure_service and SITE.exists():
+        configure(lab, vpc, moto, summary)
+    elif configure_service:
+        log("playbooks/site.yml is not in this checkout yet: the machines are left unconfigured")
     log(f"up in {time.monotonic() - started:.0f}s")
     return summary
 
@@ -214,6 +221,39 @@ def check(lab: LabConfig, stack: Stack, summary: dict) -> None:
     if not resolved or resolved[0] != summary["frontend_address"]:
         raise RuntimeError(f"{lab.domain} resolves to {resolved} on this host, not to the frontend")
     log("checks passed")
+
+
+def configure_vars(lab: LabConfig, vpc: ipaddress.IPv4Network, summary: dict) -> dict:
+    """site.yml's inputs in the lab: provisioning's, plus the lab's ACME server and a
+    credentials directory inside the lab (so that `down` takes the stream keys with it)."""
+    return {
+        **provision.extra_vars(lab, vpc),
+        "frontend_acme_directory": lab.acme_directory,
+        "frontend_acme_ca_bundle": summary["acme_ca_bundle"],
+        "livestream_credentials_dir": str(lab.state_dir / "credentials"),
+        # site.yml's last play checks the streams over HTTPS from this host: trust pebble's root
+        "livestream_verify_ca_path": summary["ca_cert"],
+    }
+
+
+def write_group_vars(lab: LabConfig, vpc: ipaddress.IPv4Network, summary: dict) -> None:
+    """Next to the lab's inventory, so that any playbook run with it (site.yml, molecule's
+    converge) gets the lab's settings without being told."""
+    group_vars = lab.state_dir / "group_vars"
+    group_vars.mkdir(exist_ok=True)
+    (group_vars / "all.json").write_text(json.dumps(configure_vars(lab, vpc, summary), indent=2) + "\n")
+
+
+def configure(lab: LabConfig, vpc: ipaddress.IPv4Network, moto: MotoServer, summary: dict) -> None:
+    log("configuring the machines with playbooks/site.yml (the roles, through the inventory plugin)")
+    env = {**os.environ, **moto.environment()}
+    result = subprocess.run(
+        ["ansible-playbook", "-i", summary["inventory"], str(SITE), "-e", json.dumps(configure_vars(lab, vpc, summary))],
+        env=env, cwd=lab.state_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    (lab.state_dir / "site.log").write_text(result.stdout)
+    if result.returncode != 0:
+        raise RuntimeError(f"site.yml failed (see {lab.state_dir / 'site.log'}):\n{result.stdout[-3000:]}")
+    log("the service is configured and site.yml saw every stream's playlist advance over HTTPS")
 
 
 # -- down -------------------------------------------------------------------------------

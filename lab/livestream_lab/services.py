@@ -147,7 +147,7 @@ def dns(lab: LabConfig, stack: Stack) -> None:
             f"listen-address={stack.resolver_address}", "bind-interfaces", "port=53",
             # no upstream: what the lab does not hold is not resolved (nothing leaks out)
             "no-resolv", "no-hosts", "no-poll", f"addn-hosts={records}",
-            "domain-needed", "bogus-priv", f"pid-file={pid_file}", "user=root", "",
+            "domain-needed", "bogus-priv", f"pid-file={pid_file}", "",
         ]))
         spawn(["dnsmasq", "--keep-in-foreground", f"--conf-file={home / 'dnsmasq.conf'}"],
               str(lab.state_dir), home / "dnsmasq.log", netns=lab.netns)
