@@ -1,0 +1,124 @@
+"""How fast, and with how many AWS API calls, the stack is created, left alone and removed.
+
+Runs playbooks/provision.yml (create, then a no-op re-run) and playbooks/teardown.yml, then
+the same three phases with the stock amazon.aws baseline in benchmarks/baseline/, against one
+fresh moto server on loopback (reset between the two). moto's request recorder counts the
+API calls of each phase. Prints a table and writes benchmarks/results/provision.json.
+
+    .venv/bin/python benchmarks/bench_provision.py      (or: make bench)
+
+Figures, not a test: it fails only when a playbook fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lab"))
+
+from livestream_lab.moto import MotoServer  # noqa: E402  (the lab is not installed, it is on PYTHONPATH)
+
+RESULTS = ROOT / "benchmarks" / "results" / "provision.json"
+PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBUjQtWjI3D++Y+7hQvPOsPuIejtshknMqqrpkRgwp8p bench@livestream"
+# our aims, from the issue: create and no-op re-run each at most a fifth of the baseline's
+# wall time, and a no-op re-run under 15 API calls
+SPEED_UP = 5
+NOOP_CALLS = 15
+
+
+def api_calls(recording):
+    """AWS API requests in a moto recording (moto's own /moto-api requests left out)."""
+    return [r for r in recording if "/moto-api/" not in r.get("url", "")]
+
+
+def run_phase(moto, env, workdir, playbook, extra_vars):
+    command = ["ansible-playbook", "-i", str(workdir / "localhost.ini"), str(playbook), "-e", json.dumps(extra_vars)]
+    moto.start_recording()
+    started = time.monotonic()
+    proc = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, check=False)
+    seconds = time.monotonic() - started
+    calls = len(api_calls(moto.stop_recording()))
+    if proc.returncode != 0:
+        sys.exit(f"{playbook.name} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+    report = json.loads(proc.stdout[proc.stdout.index("{"):])
+    changed = report["stats"]["localhost"]["changed"]
+    return {"wall_seconds": round(seconds, 2), "api_calls": calls, "changed_tasks": changed}
+
+
+def run_suite(moto, env, workdir, provision, teardown, extra_vars):
+    moto.reset()
+    return {
+        "create": run_phase(moto, env, workdir, provision, extra_vars),
+        "noop": run_phase(moto, env, workdir, provision, extra_vars),
+        "teardown": run_phase(moto, env, workdir, teardown, extra_vars),
+    }
+
+
+def main():
+    venv_bin = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory(prefix="bench-provision-") as scratch, \
+            MotoServer(log_path=Path(scratch) / "moto.log") as moto:
+        workdir = Path(scratch)
+        key = workdir / "id_ed25519.pub"
+        key.write_text(PUBLIC_KEY + "\n")
+        (workdir / "localhost.ini").write_text(
+            f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+        )
+        env = {
+            **os.environ,
+            **moto.environment(),
+            "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            "ANSIBLE_COLLECTIONS_PATH": os.environ.get("ANSIBLE_COLLECTIONS_PATH", str(Path(sys.prefix) / "collections")),
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            env.pop(name, None)
+
+        ours = run_suite(
+            moto, env, workdir, ROOT / "playbooks" / "provision.yml", ROOT / "playbooks" / "teardown.yml",
+            {
+                "livestream_stack_name": "bench",
+                "livestream_admin_cidrs": ["198.51.100.0/24"],
+                "livestream_hosted_zone": "example.test",
+                "livestream_create_hosted_zone": True,
+                "livestream_ssh_public_key_file": str(key),
+            },
+        )
+        baseline = run_suite(
+            moto, env, workdir, ROOT / "benchmarks" / "baseline" / "stock-provision.yml",
+            ROOT / "benchmarks" / "baseline" / "stock-teardown.yml",
+            {"baseline_ssh_public_key_file": str(key)},
+        )
+
+    results = {"ours": ours, "baseline": baseline}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+    print(f"{'phase':<10}{'ours s':>9}{'baseline s':>12}{'ratio':>8}{'ours calls':>12}{'baseline calls':>16}")
+    for phase in ("create", "noop", "teardown"):
+        mine, theirs = ours[phase], baseline[phase]
+        ratio = theirs["wall_seconds"] / mine["wall_seconds"]
+        print(f"{phase:<10}{mine['wall_seconds']:>9.2f}{theirs['wall_seconds']:>12.2f}{ratio:>7.1f}x"
+              f"{mine['api_calls']:>12}{theirs['api_calls']:>16}")
+    aims = {
+        f"create at most 1/{SPEED_UP} of the baseline": ours["create"]["wall_seconds"] * SPEED_UP <= baseline["create"]["wall_seconds"],
+        f"no-op re-run at most 1/{SPEED_UP} of the baseline": ours["noop"]["wall_seconds"] * SPEED_UP <= baseline["noop"]["wall_seconds"],
+        f"no-op re-run under {NOOP_CALLS} API calls": ours["noop"]["api_calls"] < NOOP_CALLS,
+        "no-op re-run changes nothing": ours["noop"]["changed_tasks"] == 0,
+    }
+    for aim, met in aims.items():
+        print(f"{'met    ' if met else 'MISSED '} {aim}")
+    print(f"written to {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
