@@ -1,0 +1,546 @@
+"""An HLS client for tests and benchmarks: playlists, "is the stream moving", and a
+crowd of simulated viewers.
+
+Every request goes to an address the caller names (like ``curl --resolve``): the lab's
+DNS names mean nothing outside the lab, and the probes must never send traffic anywhere
+but loopback or the lab's own machines. TLS is verified against a CA file the caller
+gives (the lab's ACME root), never switched off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import os
+import socket
+import ssl
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+class HlsError(Exception):
+    """A playlist or segment could not be fetched or parsed."""
+
+
+@dataclass
+class Segment:
+    uri: str
+    duration: float
+    sequence: int
+
+
+@dataclass
+class Variant:
+    uri: str
+    bandwidth: int
+    resolution: str | None = None
+
+
+@dataclass
+class Playlist:
+    """A master playlist (``variants``) or a media playlist (the rest)."""
+
+    url: str
+    variants: list[Variant] = field(default_factory=list)
+    target_duration: float = 0.0
+    media_sequence: int = 0
+    segments: list[Segment] = field(default_factory=list)
+    ended: bool = False
+
+    @property
+    def is_master(self) -> bool:
+        return bool(self.variants)
+
+    @property
+    def last_uri(self) -> str | None:
+        return self.segments[-1].uri if self.segments else None
+
+
+def parse_playlist(text: str, url: str) -> Playlist:
+    """Parse an M3U8 master or media playlist; URIs come back absolute."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[0] != "#EXTM3U":
+        raise HlsError(f"{url}: not an M3U8 playlist")
+    playlist = Playlist(url=url)
+    pending_duration: float | None = None
+    pending_variant: dict[str, str] | None = None
+    sequence = 0
+    for line in lines[1:]:
+        if line.startswith("#EXT-X-TARGETDURATION:"):
+            playlist.target_duration = float(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            playlist.media_sequence = sequence = int(line.split(":", 1)[1])
+        elif line.startswith("#EXTINF:"):
+            pending_duration = float(line.split(":", 1)[1].split(",", 1)[0])
+        elif line.startswith("#EXT-X-STREAM-INF:"):
+            pending_variant = _attributes(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-ENDLIST"):
+            playlist.ended = True
+        elif not line.startswith("#"):
+            absolute = urllib.parse.urljoin(url, line)
+            if pending_variant is not None:
+                playlist.variants.append(Variant(
+                    uri=absolute,
+                    bandwidth=int(pending_variant.get("BANDWIDTH", "0")),
+                    resolution=pending_variant.get("RESOLUTION"),
+                ))
+                pending_variant = None
+            elif pending_duration is not None:
+                playlist.segments.append(Segment(uri=absolute, duration=pending_duration, sequence=sequence))
+                sequence += 1
+                pending_duration = None
+    return playlist
+
+
+def _attributes(text: str) -> dict[str, str]:
+    """EXT-X-STREAM-INF attributes; quoted values may hold commas (CODECS)."""
+    found: dict[str, str] = {}
+    key, value, quoted, reading_key = "", "", False, True
+    for char in text + ",":
+        if reading_key:
+            if char == "=":
+                reading_key = False
+            else:
+                key += char
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            found[key.strip()] = value
+            key, value, reading_key = "", "", True
+        else:
+            value += char
+    return found
+
+
+class HlsClient:
+    """Blocking HTTP(S) fetches for playlists and segments.
+
+    ``resolve`` maps host names to the address to connect to (the URL's name is still the
+    one TLS verifies and the Host header carries); ``ca_file`` is the CA to trust (the
+    system's CAs when None).
+    """
+
+    def __init__(self, *, resolve: dict[str, str] | None = None, ca_file: str | None = None, timeout: float = 5.0):
+        self.resolve = dict(resolve or {})
+        self.ca_file = ca_file
+        self.timeout = timeout
+        self.context = ssl.create_default_context(cafile=ca_file)
+
+    def address(self, host: str) -> str:
+        return self.resolve.get(host, host)
+
+    def get(self, url: str) -> bytes:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        sock = socket.create_connection((self.address(host), port), timeout=self.timeout)
+        try:
+            if parts.scheme == "https":
+                sock = self.context.wrap_socket(sock, server_hostname=host)
+            connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
+            connection.sock = sock
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            connection.request("GET", path or "/", headers={"Host": parts.netloc, "Cache-Control": "no-cache"})
+            answer = connection.getresponse()
+            body = answer.read()
+        except (OSError, http.client.HTTPException) as error:
+            raise HlsError(f"GET {url}: {error}") from error
+        finally:
+            sock.close()
+        if answer.status != 200:
+            raise HlsError(f"GET {url}: HTTP {answer.status}")
+        return body
+
+    def playlist(self, url: str) -> Playlist:
+        return parse_playlist(self.get(url).decode("utf-8", "replace"), url)
+
+    def media_playlist(self, url: str, variant: int = 0) -> Playlist:
+        """The media playlist at ``url``, following a master playlist to its
+        ``variant``-th variant (in the master's order)."""
+        playlist = self.playlist(url)
+        if playlist.is_master:
+            playlist = self.playlist(playlist.variants[variant].uri)
+        return playlist
+
+    def playlist_advances(self, url: str, within_s: float, *, since: Playlist | None = None,
+                          poll_s: float = 0.25) -> Advance:
+        """Whether the stream at ``url`` (master or media playlist) publishes a new segment
+        within ``within_s`` seconds.
+
+        New means: a segment URI that the reference playlist (``since``, else the first
+        playlist that answers) does not list. Fetch failures while waiting (a 404 while
+        the publisher reconnects, a refused connection while nginx restarts) are counted,
+        not raised: the question is only whether the stream moves again in time.
+        """
+        started = time.monotonic()
+        reference = since
+        result = Advance(advanced=False, elapsed_s=0.0)
+        if reference is not None:
+            result.from_sequence, result.from_uri = _last_position(reference)
+        while True:
+            now = time.monotonic()
+            result.elapsed_s = now - started
+            try:
+                current = self.media_playlist(url)
+                result.polls += 1
+            except HlsError as error:
+                result.errors.append(f"{result.elapsed_s:.2f}s {error}")
+                current = None
+            if current is not None:
+                if reference is None:
+                    reference = current
+                    result.from_sequence, result.from_uri = _last_position(reference)
+                else:
+                    known = {segment.uri for segment in reference.segments}
+                    fresh = [segment for segment in current.segments if segment.uri not in known]
+                    if fresh:
+                        result.advanced = True
+                        result.to_sequence, result.to_uri = _last_position(current)
+                        return result
+            if result.elapsed_s >= within_s:
+                return result
+            time.sleep(min(poll_s, max(0.0, within_s - result.elapsed_s)))
+
+
+def _last_position(playlist: Playlist) -> tuple[int | None, str | None]:
+    if not playlist.segments:
+        return None, None
+    return playlist.segments[-1].sequence, playlist.segments[-1].uri
+
+
+@dataclass
+class Advance:
+    """What playlist_advances saw; true when the stream moved."""
+
+    advanced: bool
+    elapsed_s: float
+    polls: int = 0
+    from_sequence: int | None = None
+    from_uri: str | None = None
+    to_sequence: int | None = None
+    to_uri: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.advanced
+
+
+# --- simulated viewers ----------------------------------------------------------------
+
+# Segments a viewer stays behind the live edge when it joins: the HLS specification's
+# default hold-back of three target durations, which hls.js and Safari also use.
+JOIN_HOLD_BACK_SEGMENTS = 3
+
+
+@dataclass
+class ViewerReport:
+    """One simulated viewer's session.
+
+    Lateness (the definition every figure uses): the viewer plays like a player with no
+    buffer of its own beyond the stream. It joins ``JOIN_HOLD_BACK_SEGMENTS`` segments
+    behind the live edge of the first playlist it loads (``joined``: when it asked for it)
+    and starts playing the moment its first segment has arrived (``started``). The first
+    segment is needed by ``joined + target duration`` (a start-up slower than one segment
+    is a stall before the first picture); segment k > 0 is needed at ``started + the sum of
+    the EXTINF durations of segments 0..k-1``. A segment is late by ``arrival - needed``
+    seconds when that is positive (the moment a player would stall); ``arrival`` is when
+    its last byte has been read. A segment that the
+    viewer never managed to fetch before the run ended (it fell off the playlist, or the
+    fetch failed) counts as missed, which is worse than late.
+    """
+
+    viewer: int
+    segments: int = 0
+    bytes: int = 0
+    late: int = 0
+    worst_lateness_s: float = 0.0
+    missed: int = 0
+    errors: list[str] = field(default_factory=list)
+    started: float | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.late == 0 and self.missed == 0 and not self.errors
+
+
+@dataclass
+class LoadReport:
+    viewers: int
+    duration_s: float
+    reports: list[ViewerReport]
+    server_cpu_s: float | None
+    client_cpu_s: float
+
+    @property
+    def segments(self) -> int:
+        return sum(report.segments for report in self.reports)
+
+    @property
+    def late_segments(self) -> int:
+        return sum(report.late for report in self.reports)
+
+    @property
+    def missed_segments(self) -> int:
+        return sum(report.missed for report in self.reports)
+
+    @property
+    def errors(self) -> int:
+        return sum(len(report.errors) for report in self.reports)
+
+    @property
+    def healthy(self) -> bool:
+        return all(report.healthy for report in self.reports) and self.segments > 0
+
+    @property
+    def server_cpu_per_viewer(self) -> float | None:
+        """Server CPU seconds per second of wall time, per viewer."""
+        if self.server_cpu_s is None or not self.viewers or not self.duration_s:
+            return None
+        return self.server_cpu_s / self.duration_s / self.viewers
+
+    def summary(self) -> dict:
+        return {
+            "viewers": self.viewers,
+            "duration_s": round(self.duration_s, 3),
+            "segments": self.segments,
+            "late_segments": self.late_segments,
+            "missed_segments": self.missed_segments,
+            "errors": self.errors,
+            "worst_lateness_s": round(max((r.worst_lateness_s for r in self.reports), default=0.0), 3),
+            "server_cpu_s": None if self.server_cpu_s is None else round(self.server_cpu_s, 3),
+            "server_cpu_per_viewer": None if self.server_cpu_per_viewer is None else round(self.server_cpu_per_viewer, 5),
+            "client_cpu_s": round(self.client_cpu_s, 3),
+            "healthy": self.healthy,
+        }
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection, as a player keeps one to its origin."""
+
+    def __init__(self, client: HlsClient, url: str):
+        parts = urllib.parse.urlsplit(url)
+        self.host = parts.hostname or ""
+        self.netloc = parts.netloc
+        self.tls = parts.scheme == "https"
+        self.port = parts.port or (443 if self.tls else 80)
+        self.client = client
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, url: str) -> bytes:
+        try:
+            return await asyncio.wait_for(self._get(url), self.client.timeout)
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as error:
+            await self.close()
+            raise HlsError(f"GET {url}: {error!r}") from error
+
+    async def _get(self, url: str) -> bytes:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(
+                self.client.address(self.host), self.port,
+                ssl=self.client.context if self.tls else None,
+                server_hostname=self.host if self.tls else None,
+            )
+        assert self.reader is not None
+        parts = urllib.parse.urlsplit(url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.netloc}\r\nUser-Agent: livestream-probe\r\n\r\n".encode())
+        await self.writer.drain()
+        status = (await self.reader.readuntil(b"\r\n")).split(b" ", 2)
+        headers: dict[str, str] = {}
+        while True:
+            line = await self.reader.readuntil(b"\r\n")
+            if line == b"\r\n":
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = bytearray()
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readuntil(b"\r\n")
+                    break
+                body += await self.reader.readexactly(size)
+                await self.reader.readexactly(2)
+        else:
+            body = bytearray(await self.reader.readexactly(int(headers.get("content-length", "0"))))
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        if status[1] != b"200":
+            raise HlsError(f"GET {url}: HTTP {status[1].decode()}")
+        return bytes(body)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except (OSError, ssl.SSLError):
+                pass
+        self.reader = self.writer = None
+
+
+async def _viewer(number: int, client: HlsClient, url: str, deadline: float) -> ViewerReport:
+    report = ViewerReport(viewer=number)
+    connection = _Connection(client, url)
+    loop = asyncio.get_running_loop()
+    fetched_up_to: int | None = None  # media sequence of the last segment handled
+    playhead = 0.0  # seconds of media before the next segment, from `started`
+    media_url = url
+    joined = loop.time()
+    try:
+        while loop.time() < deadline:
+            polled = loop.time()
+            try:
+                playlist = parse_playlist((await connection.get(media_url)).decode("utf-8", "replace"), media_url)
+                if playlist.is_master:
+                    media_url = playlist.variants[0].uri
+                    continue
+            except HlsError as error:
+                report.errors.append(str(error))
+                await asyncio.sleep(1.0)
+                continue
+            if fetched_up_to is None:
+                joined = polled
+                join = max(0, len(playlist.segments) - JOIN_HOLD_BACK_SEGMENTS)
+                fetched_up_to = (playlist.segments[join].sequence - 1) if playlist.segments else playlist.media_sequence - 1
+            elif playlist.segments and playlist.segments[0].sequence > fetched_up_to + 1:
+                report.missed += playlist.segments[0].sequence - fetched_up_to - 1
+                fetched_up_to = playlist.segments[0].sequence - 1
+            fresh = [segment for segment in playlist.segments if segment.sequence > fetched_up_to]
+            for segment in fresh:
+                if loop.time() >= deadline:
+                    break
+                try:
+                    body = await connection.get(segment.uri)
+                except HlsError as error:
+                    report.errors.append(str(error))
+                    report.missed += 1
+                    fetched_up_to = segment.sequence
+                    playhead += segment.duration
+                    continue
+                arrival = loop.time()
+                if report.started is None:
+                    report.started = arrival
+                    lateness = arrival - (joined + playlist.target_duration)
+                else:
+                    lateness = arrival - (report.started + playhead)
+                if lateness > 0:
+                    report.late += 1
+                    report.worst_lateness_s = max(report.worst_lateness_s, lateness)
+                report.segments += 1
+                report.bytes += len(body)
+                fetched_up_to = segment.sequence
+                playhead += segment.duration
+            # RFC 8216 6.3.4: reload after one target duration, half of it when unchanged.
+            wait = playlist.target_duration if fresh else playlist.target_duration / 2
+            await asyncio.sleep(max(0.0, min(polled + max(wait, 0.1), deadline) - loop.time()))
+    finally:
+        await connection.close()
+    return report
+
+
+CpuSampler = Callable[[], float]
+"""Returns the server's cumulative CPU seconds so far; the load run takes the difference."""
+
+
+def process_cpu_seconds(name: str = "nginx", proc: str = "/proc") -> CpuSampler:
+    """A CPU sampler for every local process whose command name is ``name``.
+
+    Sums utime + stime from /proc/<pid>/stat. A process that exits between two samples
+    takes its share with it: sample around a run in which the server is not restarted.
+    """
+
+    def sample() -> float:
+        ticks = 0
+        for entry in os.listdir(proc):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(os.path.join(proc, entry, "stat"), encoding="ascii", errors="replace") as stat:
+                    ticks += stat_cpu_ticks(stat.read(), name)
+            except OSError:
+                continue
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    return sample
+
+
+def stat_cpu_ticks(stat: str, name: str | None = None) -> int:
+    """utime + stime (clock ticks) of the /proc/<pid>/stat lines in ``stat`` (one or many,
+    as ``cat /proc/*/stat`` over ssh prints them), counting only processes whose command
+    name is ``name`` when given."""
+    ticks = 0
+    for line in stat.splitlines():
+        if ")" not in line:
+            continue
+        command = line[line.index("(") + 1:line.rindex(")")]
+        if name is not None and command != name:
+            continue
+        fields = line[line.rindex(")") + 2:].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
+    return ticks
+
+
+def run_viewers(url: str, viewers: int, duration_s: float, *, client: HlsClient,
+                cpu: CpuSampler | None = None, spread_s: float | None = None) -> LoadReport:
+    """``viewers`` simulated viewers of ``url`` for ``duration_s`` seconds, then stop.
+
+    Viewers join over ``spread_s`` seconds (one target duration by default, so that
+    their requests do not all land in the same instant as no real audience does).
+    """
+    if viewers < 1 or duration_s <= 0:
+        raise ValueError("at least one viewer, for a positive time")
+
+    async def crowd() -> list[ViewerReport]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + duration_s
+        spread = spread_s if spread_s is not None else min(duration_s / 4, 1.0)
+
+        async def delayed(number: int) -> ViewerReport:
+            await asyncio.sleep(spread * number / viewers)
+            return await _viewer(number, client, url, deadline)
+
+        return list(await asyncio.gather(*(delayed(n) for n in range(viewers))))
+
+    cpu_before = cpu() if cpu else None
+    client_before = time.process_time()
+    started = time.monotonic()
+    reports = asyncio.run(crowd())
+    elapsed = time.monotonic() - started
+    server_cpu = (cpu() - cpu_before) if cpu and cpu_before is not None else None
+    return LoadReport(viewers=viewers, duration_s=elapsed, reports=reports,
+                      server_cpu_s=server_cpu, client_cpu_s=time.process_time() - client_before)
+
+
+def ramp_viewers(url: str, *, client: HlsClient, start: int = 1, limit: int = 256, duration_s: float = 20.0,
+                 cpu: CpuSampler | None = None) -> tuple[int, list[LoadReport]]:
+    """The largest number of viewers (up to ``limit``) whose run has no late, missed or
+    failed segment: doubles from ``start`` until a run fails, then bisects between the
+    last good and the first bad count. Returns that number (0 when even ``start`` fails)
+    and every run's report, in the order they ran."""
+    runs: list[LoadReport] = []
+
+    def good(count: int) -> bool:
+        runs.append(run_viewers(url, count, duration_s, client=client, cpu=cpu))
+        return runs[-1].healthy
+
+    if not good(start):
+        return 0, runs
+    best, bad = start, None
+    while bad is None and best < limit:
+        trial = min(best * 2, limit)
+        if good(trial):
+            best = trial
+        else:
+            bad = trial
+    while bad is not None and bad - best > max(1, best // 16):
+        middle = (best + bad) // 2
+        if good(middle):
+            best = middle
+        else:
+            bad = middle
+    return best, runs

@@ -1,0 +1,120 @@
+"""The HLS probe against HTTPS servers on 127.0.0.1 that trust only a throwaway CA:
+playlists, whether a stream moves, and simulated viewers with their lateness."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from probes.certs import throwaway_ca
+from probes.hls import (HlsClient, HlsError, parse_playlist, process_cpu_seconds, ramp_viewers, run_viewers,
+                        stat_cpu_ticks)
+from probes_support import SITE, SyntheticLive, https_server, static_handler
+
+MASTER = """#EXTM3U
+#EXT-X-STREAM-INF:BANDWIDTH=2928000,RESOLUTION=1280x720,CODECS="avc1.64001f,mp4a.40.2"
+test_720/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=1528000,RESOLUTION=854x480,CODECS="avc1.64001e,mp4a.40.2"
+test_480/index.m3u8
+"""
+
+MEDIA = """#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-MEDIA-SEQUENCE:41
+#EXT-X-TARGETDURATION:1
+#EXTINF:1.001,
+41.ts
+#EXTINF:0.967,
+42.ts
+"""
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    return throwaway_ca(tmp_path_factory.mktemp("tls"), [SITE])
+
+
+@pytest.fixture
+def client(tls):
+    return HlsClient(resolve={SITE: "127.0.0.1"}, ca_file=str(tls.ca), timeout=3)
+
+
+def test_playlists_parse_with_absolute_uris():
+    master = parse_playlist(MASTER, "https://site/hls/test.m3u8")
+    assert master.is_master
+    assert [(v.uri, v.bandwidth, v.resolution) for v in master.variants] == [
+        ("https://site/hls/test_720/index.m3u8", 2928000, "1280x720"),
+        ("https://site/hls/test_480/index.m3u8", 1528000, "854x480")]
+    media = parse_playlist(MEDIA, "https://site/hls/test_720/index.m3u8")
+    assert (media.target_duration, media.media_sequence, media.ended) == (1.0, 41, False)
+    assert [(s.uri, s.duration, s.sequence) for s in media.segments] == [
+        ("https://site/hls/test_720/41.ts", 1.001, 41), ("https://site/hls/test_720/42.ts", 0.967, 42)]
+    with pytest.raises(HlsError):
+        parse_playlist("<html>", "https://site/")
+
+
+def test_tls_is_verified_against_the_given_ca(tls, tmp_path):
+    (tmp_path / "live.m3u8").write_text(MEDIA)
+    other = throwaway_ca(tmp_path / "other", [SITE])
+    with https_server(tls, static_handler(tmp_path)) as port:
+        url = f"https://{SITE}:{port}/live.m3u8"
+        trusting = HlsClient(resolve={SITE: "127.0.0.1"}, ca_file=str(tls.ca))
+        assert trusting.media_playlist(url).media_sequence == 41
+        with pytest.raises(HlsError, match="CERTIFICATE_VERIFY_FAILED"):
+            HlsClient(resolve={SITE: "127.0.0.1"}, ca_file=str(other.ca)).get(url)
+
+
+def test_playlist_advances_on_a_live_stream_and_not_on_a_frozen_one(tls, client, tmp_path):
+    (tmp_path / "frozen.m3u8").write_text(MEDIA)
+    live = SyntheticLive(segment_s=0.5)
+    with https_server(tls, live.handler()) as live_port, https_server(tls, static_handler(tmp_path)) as static_port:
+        moving = client.playlist_advances(f"https://{SITE}:{live_port}/live.m3u8", within_s=3)
+        frozen = client.playlist_advances(f"https://{SITE}:{static_port}/frozen.m3u8", within_s=1)
+        gone = client.playlist_advances(f"https://{SITE}:{static_port}/gone.m3u8", within_s=1)
+    assert moving and moving.elapsed_s < 1.5 and moving.to_sequence > moving.from_sequence
+    assert not frozen and frozen.polls >= 2 and not frozen.errors
+    assert not gone and gone.errors and "HTTP 404" in gone.errors[0]
+
+
+def test_viewers_on_a_prompt_server_get_every_segment_on_time(tls, client):
+    live = SyntheticLive(segment_s=1.0)
+    with https_server(tls, live.handler()) as port:
+        load = run_viewers(f"https://{SITE}:{port}/live.m3u8", viewers=5, duration_s=3.5, client=client)
+    assert load.healthy, load.summary()
+    assert all(report.segments >= 4 for report in load.reports), "three held back, then at least one new"
+    assert load.duration_s < 5, "the crowd stops by itself"
+
+
+def test_segments_slower_than_the_stream_count_as_late(tls, client):
+    live = SyntheticLive(segment_s=1.0, delay=lambda sequence, connections: 1.5)
+    with https_server(tls, live.handler()) as port:
+        load = run_viewers(f"https://{SITE}:{port}/live.m3u8", viewers=2, duration_s=4.5, client=client)
+    summary = load.summary()
+    assert not load.healthy and summary["late_segments"] >= 2, summary
+    # each 1 s segment takes 1.5 s: from the second one on, every one is 0.5 s later than the last
+    assert summary["worst_lateness_s"] >= 0.9, summary
+
+
+def test_ramp_finds_the_most_viewers_the_server_keeps_up_with(tls, client):
+    # a server that keeps up with three viewers at once and stalls beyond
+    live = SyntheticLive(segment_s=1.0, delay=lambda sequence, connections: 3.0 if connections > 3 else 0.0)
+    with https_server(tls, live.handler()) as port:
+        best, runs = ramp_viewers(f"https://{SITE}:{port}/live.m3u8", client=client, start=1, limit=8,
+                                  duration_s=3)
+    assert best == 3, [run.summary() for run in runs]
+    assert [run.viewers for run in runs] == [1, 2, 4, 3]
+
+
+def test_cpu_sampler_counts_the_named_processes():
+    with open(f"/proc/{os.getpid()}/stat", encoding="ascii") as stat:
+        own = stat.read()
+    name = own[own.index("(") + 1:own.rindex(")")]
+    assert stat_cpu_ticks(own, "not-" + name) == 0
+    sample = process_cpu_seconds(name)
+    before = sample()
+    busy_until = time.process_time() + 0.3
+    while time.process_time() < busy_until:
+        pass
+    assert sample() - before >= 0.2
