@@ -1,0 +1,41 @@
+"""The bastion, converged on a lab machine: the private subnet's way out, and the only
+way in to it."""
+
+import json
+import subprocess
+from pathlib import Path
+
+LAB = Path("/var/lib/livestream-lab/molecule")
+testinfra_hosts = [f"ssh://molecule-bastion?ssh_config={LAB / 'ssh_config'}"]
+
+
+def lab_settings():
+    return json.loads((LAB / "group_vars" / "all.json").read_text())
+
+
+def test_forwards_packets(host):
+    assert host.sysctl("net.ipv4.ip_forward") == 1
+
+
+def test_masquerades_the_private_subnet_only(host):
+    with host.sudo():
+        ruleset = host.check_output("nft list ruleset")
+    assert "masquerade" in ruleset
+    assert lab_settings()["livestream_private_subnet_cidr"] in ruleset
+
+
+def test_sshd_takes_keys_only(host):
+    with host.sudo():
+        effective = host.check_output("sshd -T")
+    assert "passwordauthentication no" in effective
+    assert "allowagentforwarding no" in effective
+
+
+def test_the_backend_reaches_the_apt_proxy_through_the_bastion():
+    """The outcome that matters: from the backend (reached through the bastion), apt works."""
+    result = subprocess.run(
+        ["ssh", "-F", str(LAB / "ssh_config"), "molecule-backend",
+         "sudo apt-get -q -o Acquire::Retries=0 -o Acquire::http::Timeout=10 update"],
+        capture_output=True, text=True, timeout=180, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Failed to fetch" not in result.stdout + result.stderr
