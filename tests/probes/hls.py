@@ -447,42 +447,57 @@ CpuSampler = Callable[[], float]
 """Returns the server's cumulative CPU seconds so far; the load run takes the difference."""
 
 
-def process_cpu_seconds(name: str = "nginx", proc: str = "/proc") -> CpuSampler:
-    """A CPU sampler for every local process whose command name is ``name``.
+def local_proc_stat(proc: str = "/proc") -> str:
+    """Every process's /proc/<pid>/stat line on this machine, like ``cat /proc/[0-9]*/stat``."""
+    lines = []
+    for entry in os.listdir(proc):
+        if entry.isdigit():
+            try:
+                with open(os.path.join(proc, entry, "stat"), encoding="ascii", errors="replace") as stat:
+                    lines.append(stat.read().strip())
+            except OSError:
+                continue  # gone since the listing
+    return "\n".join(lines)
 
-    Sums utime + stime from /proc/<pid>/stat. A process that exits between two samples
-    takes its share with it: sample around a run in which the server is not restarted.
+
+def process_cpu_seconds(name: str | None = None, *, root_pid: int | None = None,
+                        read: Callable[[], str] = local_proc_stat) -> CpuSampler:
+    """A CPU sampler for the processes named ``name``, or for ``root_pid`` and all its
+    descendants (nginx's master and its workers), or both conditions at once.
+
+    ``read`` returns the /proc/<pid>/stat lines to look at: this machine's by default; for
+    a lab machine, a callable that runs ``cat /proc/[0-9]*/stat 2>/dev/null`` over ssh.
+    A process that exits between two samples takes its share with it: sample around a
+    run in which the server is not restarted.
     """
 
     def sample() -> float:
-        ticks = 0
-        for entry in os.listdir(proc):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(os.path.join(proc, entry, "stat"), encoding="ascii", errors="replace") as stat:
-                    ticks += stat_cpu_ticks(stat.read(), name)
-            except OSError:
-                continue
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return stat_cpu_ticks(read(), name, root_pid=root_pid) / os.sysconf("SC_CLK_TCK")
 
     return sample
 
 
-def stat_cpu_ticks(stat: str, name: str | None = None) -> int:
-    """utime + stime (clock ticks) of the /proc/<pid>/stat lines in ``stat`` (one or many,
-    as ``cat /proc/*/stat`` over ssh prints them), counting only processes whose command
-    name is ``name`` when given."""
-    ticks = 0
+def stat_cpu_ticks(stat: str, name: str | None = None, *, root_pid: int | None = None) -> int:
+    """utime + stime (clock ticks) of the processes in ``stat`` (/proc/<pid>/stat lines),
+    counting only those whose command name is ``name`` and, with ``root_pid``, only that
+    process and its descendants."""
+    processes: dict[int, tuple[str, int, int]] = {}  # pid: (command, parent, ticks)
     for line in stat.splitlines():
         if ")" not in line:
             continue
         command = line[line.index("(") + 1:line.rindex(")")]
-        if name is not None and command != name:
-            continue
         fields = line[line.rindex(")") + 2:].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
-    return ticks
+        # after the command: state, ppid, ... utime and stime are the 12th and 13th
+        processes[int(line.split(" ", 1)[0])] = (command, int(fields[1]), int(fields[11]) + int(fields[12]))
+    chosen = set(processes)
+    if root_pid is not None:
+        chosen = {root_pid} & chosen
+        grew = True
+        while grew:
+            children = {pid for pid, (_, parent, _) in processes.items() if parent in chosen}
+            grew = not children <= chosen
+            chosen |= children
+    return sum(processes[pid][2] for pid in chosen if name is None or processes[pid][0] == name)
 
 
 def run_viewers(url: str, viewers: int, duration_s: float, *, client: HlsClient,

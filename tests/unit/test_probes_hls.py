@@ -107,14 +107,16 @@ def test_ramp_finds_the_most_viewers_the_server_keeps_up_with(tls, client):
     assert [run.viewers for run in runs] == [1, 2, 4, 3]
 
 
-def test_cpu_sampler_counts_the_named_processes():
+def test_cpu_sampler_counts_a_process_tree_or_a_name():
     with open(f"/proc/{os.getpid()}/stat", encoding="ascii") as stat:
         own = stat.read()
     name = own[own.index("(") + 1:own.rindex(")")]
     assert stat_cpu_ticks(own, "not-" + name) == 0
-    sample = process_cpu_seconds(name)
-    before = sample()
+    by_name, by_tree = process_cpu_seconds(name), process_cpu_seconds(root_pid=os.getppid())
+    before = by_name(), by_tree()
     busy_until = time.process_time() + 0.3
     while time.process_time() < busy_until:
         pass
-    assert sample() - before >= 0.2
+    assert by_name() - before[0] >= 0.2
+    assert by_tree() - before[1] >= 0.2, "this process is a descendant of its parent"
+    assert process_cpu_seconds(root_pid=2 ** 22 + 1)() == 0, "no such process, nothing counted"
