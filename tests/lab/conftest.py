@@ -24,6 +24,7 @@ def host_before(lab_config):
 @pytest.fixture(scope="session")
 def lab(lab_config, host_before):
     """The lab, up, with its checks passed; taken down at the end of the session."""
-    summary = lab_flow.up(lab_config)
+    # bare machines: these tests are about the lab; the configured service is make lab's and molecule's
+    summary = lab_flow.up(lab_config, configure_service=False)
     yield summary
     lab_flow.down(lab_config)

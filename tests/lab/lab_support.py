@@ -72,7 +72,7 @@ def snapshot() -> dict[str, set[str]]:
 def lab_identifiers(settings: config.LabConfig, summary: dict | None) -> list[str]:
     """Strings that only this lab's traces contain."""
     marks = [f"ls{settings.tag}", settings.netns, str(settings.state_dir), settings.cgroup_name,
-             f"livestream-lab:{settings.stack}", f"livestream-lab {settings.stack}",
+             f"livestream-lab:{settings.stack}", f"livestream-lab {settings.stack}", settings.domain,
              str(settings.transit_network.network_address)[:-1]]
     if summary:
         marks.append(".".join(summary["frontend_address"].split(".")[:2]) + ".")
