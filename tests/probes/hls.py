@@ -354,7 +354,7 @@ class _Connection:
             line = await self.reader.readuntil(b"\r\n")
             if line == b"\r\n":
                 break
-            name, _, value = line.decode("latin-1").partition(":")
+            name, value = line.decode("latin-1").split(":", 1)
             headers[name.strip().lower()] = value.strip()
         if headers.get("transfer-encoding", "").lower() == "chunked":
             body = bytearray()
@@ -494,7 +494,7 @@ def stat_cpu_ticks(stat: str, name: str | None = None, *, root_pid: int | None =
         chosen = {root_pid} & chosen
         grew = True
         while grew:
-            children = {pid for pid, (_, parent, _) in processes.items() if parent in chosen}
+            children = {pid for pid, process in processes.items() if process[1] in chosen}
             grew = not children <= chosen
             chosen |= children
     return sum(processes[pid][2] for pid in chosen if name is None or processes[pid][0] == name)

@@ -62,7 +62,7 @@ def test_a_trusted_live_stream_plays_and_carries_its_capture_time(tls, site, tmp
         state = browser.wait_playing(min_advance_s=2, timeout=30)
         assert not state.failed and (state.width, state.height) == (640, 360)
         shot = browser.screenshot(tmp_path / "playing.png")
-        samples = [browser.run_async(DECODER_JS) for _ in range(5)]
+        samples = [browser.run_async(DECODER_JS) for sample in range(5)]
     assert shot.stat().st_size > 1000
     decoded = [s for s in samples if s["capture"] is not None]
     assert len(decoded) >= 4, samples
