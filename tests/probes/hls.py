@@ -204,6 +204,40 @@ class HlsClient:
             time.sleep(min(poll_s, max(0.0, within_s - result.elapsed_s)))
 
 
+    def new_segments(self, url: str, count: int, timeout: float, *, poll_s: float = 0.1) -> list[Arrival]:
+        """Watch the media playlist at ``url`` (polled every ``poll_s``) for ``count``
+        segments that appear after the first poll; each comes back with the wall-clock
+        time (epoch seconds) it was first seen listed and its bytes, fetched right away.
+        Fewer when ``timeout`` seconds pass first."""
+        deadline = time.monotonic() + timeout
+        known: set[str] | None = None
+        found: list[Arrival] = []
+        while len(found) < count and time.monotonic() < deadline:
+            try:
+                playlist = self.media_playlist(url)
+            except HlsError:
+                time.sleep(poll_s)
+                continue
+            listed_at = time.time()
+            uris = {segment.uri for segment in playlist.segments}
+            if known is not None:
+                for segment in playlist.segments:
+                    if segment.uri not in known and len(found) < count:
+                        found.append(Arrival(segment=segment, listed_at=listed_at, body=self.get(segment.uri)))
+            known = uris if known is None else known | uris
+            time.sleep(poll_s)
+        return found
+
+
+@dataclass
+class Arrival:
+    """A segment as new_segments saw it appear."""
+
+    segment: Segment
+    listed_at: float
+    body: bytes
+
+
 def _last_position(playlist: Playlist) -> tuple[int | None, str | None]:
     if not playlist.segments:
         return None, None

@@ -24,6 +24,8 @@ and the muxers see an ordinary constant-rate stream.
 
 from __future__ import annotations
 
+import subprocess
+
 DATA_BITS = 42
 CHECK_BITS = 4
 MARKER_BLOCKS = 2
@@ -123,6 +125,24 @@ def decode_levels(levels: list[float]) -> int | None:
     for bit in bits[MARKER_BLOCKS + DATA_BITS:]:
         check = (check << 1) | bit
     return value if check == check_value(value) else None
+
+
+def segment_capture_times(segment: bytes, *, ffmpeg: str = "ffmpeg", timeout: float = 30) -> list[int | None]:
+    """The capture time of every frame in a media segment (MPEG-TS or MP4 bytes, as an
+    HLS client fetched it), in decoding order; None for a frame without a valid strip.
+
+    With the time a segment became available, this splits glass-to-glass latency into
+    the part before the player (encoding, packaging, publishing) and the player's own.
+    """
+    # the strip spans the whole width at a fixed fraction of the height, whatever the size
+    width, height = 480, 270
+    band = strip_height(height)
+    decoded = subprocess.run(
+        [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-i", "-",
+         "-vf", f"scale={width}:{height},crop={width}:{band}:0:0,format=gray", "-f", "rawvideo", "-"],
+        input=segment, capture_output=True, check=True, timeout=timeout).stdout
+    size = width * band
+    return [decode_luma(decoded[i:i + size], width, band, height) for i in range(0, len(decoded) - size + 1, size)]
 
 
 # The same decoder for the player page. Run with selenium's execute_async_script: it waits

@@ -78,6 +78,17 @@ def test_playlist_advances_on_a_live_stream_and_not_on_a_frozen_one(tls, client,
     assert not gone and gone.errors and "HTTP 404" in gone.errors[0]
 
 
+def test_new_segments_come_with_the_time_they_were_listed(tls, client):
+    live = SyntheticLive(segment_s=0.5)
+    with https_server(tls, live.handler()) as port:
+        started = time.time()
+        arrivals = client.new_segments(f"https://{SITE}:{port}/live.m3u8", count=2, timeout=3)
+    assert [a.segment.sequence for a in arrivals] == [arrivals[0].segment.sequence, arrivals[0].segment.sequence + 1]
+    assert started < arrivals[0].listed_at < arrivals[1].listed_at < time.time()
+    assert 0.3 < arrivals[1].listed_at - arrivals[0].listed_at < 0.7, "half a second apart, as published"
+    assert all(len(a.body) == 20_000 for a in arrivals)
+
+
 def test_viewers_on_a_prompt_server_get_every_segment_on_time(tls, client):
     live = SyntheticLive(segment_s=1.0)
     with https_server(tls, live.handler()) as port:

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from probes.timestamp import BLOCKS, decode_levels, decode_luma, stamp_filter, strip_bits, strip_height
+from probes.timestamp import (BLOCKS, decode_levels, decode_luma, segment_capture_times, stamp_filter, strip_bits,
+                              strip_height)
 
 pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg (bindep profile test)")
 
@@ -29,7 +30,7 @@ def strips(raw: bytes, width: int, height: int, frame_height: int) -> list[int |
 
 
 def test_strip_survives_h264_and_downscaling(tmp_path):
-    video, truth = tmp_path / "stamped.mp4", tmp_path / "truth.gray"
+    video, truth = tmp_path / "stamped.ts", tmp_path / "truth.gray"
     graph = (f"[0:v]{stamp_filter(WIDTH, HEIGHT, RATE)},split[encode][truth];"
              f"[truth]crop={WIDTH}:{BAND}:0:0,format=gray[strip]")
     ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={WIDTH}x{HEIGHT}:rate={RATE}:duration=1.5",
@@ -45,6 +46,7 @@ def test_strip_survives_h264_and_downscaling(tmp_path):
         decoded = ffmpeg("-i", str(video), "-vf", f"scale={width}:{height},format=gray", "-f", "rawvideo", "-",
                          ).stdout
         assert strips(decoded, width, height, height) == sent, f"the strip reads back at {width}x{height}"
+    assert segment_capture_times(video.read_bytes()) == sent, "an HLS client reads the times of a segment's frames"
 
 
 def test_capture_time_is_when_the_frame_entered_ffmpeg():
