@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"player:           {summary['player_url']}")
     print(f"frontend address: {summary['frontend_address']}")
     print(f"CA certificate:   {summary['ca_cert']}")
+    print(f"inventory:        {summary['inventory']}")
+    print(f"AWS environment:  . {summary['aws_env']}")
     print(f"try: curl --resolve {summary['domain']}:443:{summary['frontend_address']} "
           f"--cacert {summary['ca_cert']} {summary['player_url']}")
     return 0

@@ -81,6 +81,8 @@ def up(lab: LabConfig, checks: bool = True, configure_service: bool = True) -> d
     log(f"machines up: {', '.join(f'{i.name} {i.private_address}' for i in stack.instances)}")
     write_access(lab, stack)
     write_inventory(lab, moto)
+    # for a shell: `. <state>/aws.env` points the AWS CLI, boto3 and Ansible at the lab's API
+    (lab.state_dir / "aws.env").write_text("".join(f"export {k}={v}\n" for k, v in sorted(moto.environment().items())))
 
     summary = {
         "stack": lab.stack,
@@ -93,6 +95,7 @@ def up(lab: LabConfig, checks: bool = True, configure_service: bool = True) -> d
         "apt_proxy": lab.apt_proxy_url,
         "aws_endpoint_url": moto.url,
         "inventory": str(inventory_path(lab)),
+        "aws_env": str(lab.state_dir / "aws.env"),
         "ssh_config": str(lab.ssh_config),
         "ssh_key": str(lab.ssh_key),
     }

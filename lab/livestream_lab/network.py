@@ -99,7 +99,7 @@ def _program_router(lab: LabConfig, stack: Stack) -> None:
         if subnet.public:
             rules.append(f"-A FORWARD -i {root_leg} -o {lab.router_leg(index)[1]} -j ACCEPT")
     rules.append("COMMIT")
-    run("iptables-restore", input="\n".join(rules) + "\n", netns=ns)
+    run("iptables-restore", stdin_text="\n".join(rules) + "\n", netns=ns)
 
 
 def _routes(lab: LabConfig, stack: Stack, subnet: Subnet) -> list[list[str]]:

@@ -17,11 +17,11 @@ MARKER = "LIVESTREAM_LAB_ID"
 
 
 def run(*command: str, check: bool = True, capture: bool = False, netns: str | None = None,
-        input: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+        stdin_text: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     argv = [str(part) for part in command]
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
-    return subprocess.run(argv, check=check, text=True, input=input, env=env,
+    return subprocess.run(argv, check=check, text=True, input=stdin_text, env=env,
                           stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
                           stderr=subprocess.PIPE if capture or check else subprocess.DEVNULL)
 

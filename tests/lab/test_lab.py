@@ -7,15 +7,17 @@ once and cached. The last test takes the lab down and compares the host with bef
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from lab_support import lab_identifiers, machine_names, snapshot, ssh
-from livestream_lab import lab as lab_flow
+from livestream_lab import config, lab as lab_flow
 from livestream_lab.system import lab_processes
 
 pytestmark = pytest.mark.lab
@@ -157,3 +159,31 @@ def test_down_leaves_the_host_as_it_was(lab, lab_config, host_before):
     assert after["sysctls"] == host_before["sysctls"]
     assert not lab_config.state_dir.exists()
     assert not lab_processes(str(lab_config.state_dir))
+
+
+def test_down_after_a_killed_up_leaves_no_trace(host_before):
+    """`up` killed while it boots the machines: `down` still finds and removes everything."""
+    killed = config.load("labkill")
+    lab_flow.down(killed)
+    command = [sys.executable, "-m", "livestream_lab", "--stack", killed.stack, "up", "--no-checks", "--no-configure"]
+    env = {**os.environ, "PYTHONPATH": str(Path(lab_flow.__file__).resolve().parents[1])}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((killed.state_dir / "machines").glob("*/supervisor.pid")):
+            assert process.poll() is None, f"up ended before it started a machine: {process.stderr.read()}"
+            assert time.monotonic() < deadline, "up never started a machine"
+            time.sleep(0.1)
+    finally:
+        process.kill()
+        process.wait()
+    assert lab_processes(str(killed.state_dir)), "the killed up left nothing running to clean up"
+    vpc = lab_flow.State(killed)["vpc_cidr"]
+
+    lab_flow.down(killed)
+    after = snapshot()
+    marks = lab_identifiers(killed, None) + [vpc.split(".0.0/")[0] + "."]
+    for kind in ("links", "netns", "routes", "rules", "mounts", "cgroups", "iptables", "processes", "state", "hosts"):
+        traces = sorted(item for item in after[kind] - host_before[kind] if any(mark in item for mark in marks))
+        assert not traces, f"{kind} left behind after a killed up: {traces}"
+    assert not lab_processes(str(killed.state_dir))

@@ -1,0 +1,24 @@
+"""The backend, converged on a lab machine (reached through the bastion): one supervised
+ffmpeg unit per stream, its key readable by root only."""
+
+from pathlib import Path
+
+LAB = Path("/var/lib/livestream-lab/molecule")
+testinfra_hosts = [f"ssh://molecule-backend?ssh_config={LAB / 'ssh_config'}"]
+
+
+def test_ffmpeg_is_installed(host):
+    assert host.exists("ffmpeg")
+
+
+def test_the_default_stream_is_a_supervised_unit(host):
+    unit = host.service("livestream-stream@test")
+    assert unit.is_enabled
+    assert host.check_output("systemctl show livestream-stream@test -p Restart") == "Restart=always"
+
+
+def test_the_stream_key_is_for_root_only(host):
+    env = host.file("/etc/livestream/streams/test.env")
+    assert env.exists
+    assert env.user == "root"
+    assert env.mode & 0o077 == 0
