@@ -11,11 +11,15 @@ function play(stream, button) {
   for (const b of list.querySelectorAll("button")) b.setAttribute("aria-pressed", "false");
   button.setAttribute("aria-pressed", "true");
   status.textContent = "Playing " + stream.name;
+  delete document.body.dataset.playerError;
   if (hls) { hls.destroy(); hls = null; }
   if (window.Hls && Hls.isSupported()) {
     hls = new Hls({ liveSyncDurationCount: 2 });
     hls.on(Hls.Events.ERROR, (event, data) => {
-      if (data.fatal) status.textContent = stream.name + ": " + data.details;
+      if (!data.fatal) return;
+      status.textContent = stream.name + ": " + data.details;
+      // for automated checks: the page says why it stopped
+      document.body.dataset.playerError = data.details;
     });
     hls.loadSource(stream.playlist);
     hls.attachMedia(video);
