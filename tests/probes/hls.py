@@ -364,6 +364,17 @@ class _Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def get(self, url: str) -> bytes:
+        reused = self.writer is not None
+        try:
+            return await self._attempt(url)
+        except HlsError as error:
+            # a server may close an idle keep-alive connection between two polls: like a
+            # player, try once more on a fresh connection before calling it a failure
+            if not reused or isinstance(error.__cause__, asyncio.TimeoutError):
+                raise
+        return await self._attempt(url)
+
+    async def _attempt(self, url: str) -> bytes:
         try:
             return await asyncio.wait_for(self._get(url), self.client.timeout)
         except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as error:
@@ -538,8 +549,9 @@ def run_viewers(url: str, viewers: int, duration_s: float, *, client: HlsClient,
                 cpu: CpuSampler | None = None, spread_s: float | None = None) -> LoadReport:
     """``viewers`` simulated viewers of ``url`` for ``duration_s`` seconds, then stop.
 
-    Viewers join over ``spread_s`` seconds (one target duration by default, so that
-    their requests do not all land in the same instant as no real audience does).
+    Viewers join evenly over ``spread_s`` seconds (by default the first second, or the
+    first quarter of a shorter run), so that their requests do not all land in the same
+    instant, as no real audience's do.
     """
     if viewers < 1 or duration_s <= 0:
         raise ValueError("at least one viewer, for a positive time")

@@ -59,15 +59,17 @@ class SyntheticLive:
     """A live media playlist computed from the clock: segment n (``segment_s`` long)
     is published once it is complete, at start + (n + 1) * segment_s; the playlist lists
     the last ``window`` of them. ``delay(sequence, open_connections)`` seconds are spent
-    before a segment is served: the tests' way of making a slow server."""
+    before a segment is served: the tests' way of making a slow server.
+    ``drop_idle_connections`` closes every connection after one answer, unannounced."""
 
     def __init__(self, segment_s: float = 1.0, window: int = 4, size: int = 20_000,
-                 delay: Callable[[int, int], float] | None = None):
+                 delay: Callable[[int, int], float] | None = None, drop_idle_connections: bool = False):
         self.segment_s = segment_s
         self.window = window
         self.body = bytes(size)
         self.delay = delay or (lambda sequence, connections: 0.0)
         self.start = time.monotonic() - window * segment_s  # a full window from the first request
+        self.drop_idle_connections = drop_idle_connections
         self.connections = 0
         self.lock = threading.Lock()
 
@@ -108,6 +110,8 @@ class SyntheticLive:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+                # closed without saying so, as a server does when a keep-alive times out
+                self.close_connection = live.drop_idle_connections
 
         return Live
 

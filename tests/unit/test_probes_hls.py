@@ -98,6 +98,13 @@ def test_viewers_on_a_prompt_server_get_every_segment_on_time(tls, client):
     assert load.duration_s < 5, "the crowd stops by itself"
 
 
+def test_viewers_reconnect_when_the_server_drops_idle_connections(tls, client):
+    live = SyntheticLive(segment_s=1.0, drop_idle_connections=True)
+    with https_server(tls, live.handler()) as port:
+        load = run_viewers(f"https://{SITE}:{port}/live.m3u8", viewers=2, duration_s=2.5, client=client)
+    assert load.healthy, load.summary()
+
+
 def test_segments_slower_than_the_stream_count_as_late(tls, client):
     live = SyntheticLive(segment_s=1.0, delay=lambda sequence, connections: 1.5)
     with https_server(tls, live.handler()) as port:
@@ -113,7 +120,7 @@ def test_ramp_finds_the_most_viewers_the_server_keeps_up_with(tls, client):
     live = SyntheticLive(segment_s=1.0, delay=lambda sequence, connections: 3.0 if connections > 3 else 0.0)
     with https_server(tls, live.handler()) as port:
         best, runs = ramp_viewers(f"https://{SITE}:{port}/live.m3u8", client=client, start=1, limit=8,
-                                  duration_s=3)
+                                  duration_s=2.5)
     assert best == 3, [run.summary() for run in runs]
     assert [run.viewers for run in runs] == [1, 2, 4, 3]
 

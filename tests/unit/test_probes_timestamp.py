@@ -50,8 +50,8 @@ def test_strip_survives_h264_and_downscaling(tmp_path):
 
 
 def test_capture_time_is_when_the_frame_entered_ffmpeg():
-    """With a real-time source, each frame's capture time follows the source's schedule
-    within one frame interval, and never lies in the future of the frame leaving ffmpeg."""
+    """With a real-time source, capture times step by the frame interval, and each lies
+    about one frame interval before the frame leaves ffmpeg, never after."""
     interval_ms = 1000 / RATE
     process = subprocess.Popen(  # pylint: disable=consider-using-with
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
@@ -66,12 +66,14 @@ def test_capture_time_is_when_the_frame_entered_ffmpeg():
             captured.append(decode_luma(chunk, WIDTH, BAND, HEIGHT))
     assert process.returncode == 0 and len(captured) == 2 * RATE and None not in captured
 
-    schedule_error = [abs(c - captured[0] - n * interval_ms) for n, c in enumerate(captured)]
-    assert statistics.quantiles(schedule_error, n=10)[-1] <= interval_ms, "90% on the source's real-time schedule"
+    spacing = [later - earlier for earlier, later in zip(captured, captured[1:])]
+    assert min(spacing) > 0, "every frame has a capture time of its own, in order"
+    # the source is paced in real time: the capture times step by one frame interval
+    assert abs(statistics.median(spacing) - interval_ms) <= interval_ms / 5, spacing
     in_ffmpeg = [out - c for out, c in zip(left, captured)]
     assert min(in_ffmpeg) >= -2, "no capture time after the frame left ffmpeg (2 ms of rounding)"
     # ffmpeg's filter pipeline holds one frame: the stamp is one interval older than the exit
-    assert statistics.median(in_ffmpeg) <= 2 * interval_ms
+    assert statistics.median(in_ffmpeg) <= 2 * interval_ms, in_ffmpeg
 
 
 def test_decoder_refuses_what_is_not_a_valid_strip():
