@@ -203,7 +203,6 @@ class HlsClient:
                 return result
             time.sleep(min(poll_s, max(0.0, within_s - result.elapsed_s)))
 
-
     def new_segments(self, url: str, count: int, timeout: float, *, poll_s: float = 0.1) -> list[Arrival]:
         """Watch the media playlist at ``url`` (polled every ``poll_s``) for ``count``
         segments that appear after the first poll; each comes back with the wall-clock
