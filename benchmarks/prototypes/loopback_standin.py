@@ -47,6 +47,8 @@ SETTINGS = {
     # nginx-rtmp's defaults are hls_fragment 5s and hls_playlist_length 30s
     "original": {"fragment_s": 5, "playlist_s": 30, "hls_js": "{}"},
     "ours": {"fragment_s": 1, "playlist_s": 4, "hls_js": "{ liveSyncDurationCount: 2 }"},
+    # a candidate, not the role's: one fragment behind the edge, catching up when behind
+    "edge": {"fragment_s": 1, "playlist_s": 4, "hls_js": "{ liveSyncDurationCount: 1, maxLiveSyncPlaybackRate: 1.2 }"},
 }
 
 NGINX_CONF = """
@@ -187,11 +189,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--samples", type=int, default=30, help="latency samples per setting")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here too")
+    parser.add_argument("--settings", default="original,ours", help=f"comma-separated, of: {', '.join(SETTINGS)}")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="probe-standin-") as directory:
         scratch = Path(directory)
         tls = throwaway_ca(scratch / "tls", [SITE])
-        results = [run_setting(name, setting, scratch, tls, arguments.samples) for name, setting in SETTINGS.items()]
+        results = [run_setting(name, SETTINGS[name], scratch, tls, arguments.samples)
+                   for name in arguments.settings.split(",")]
         keep = Path(tempfile.gettempdir()) / "probe-standin-screenshots"
         keep.mkdir(exist_ok=True)
         for result in results:
