@@ -197,25 +197,3 @@ class Changes:
     def changed(self):
         return bool(self.actions)
 
-
-def find_hosted_zone(module, route53, zone_name):
-    """The ID of the public hosted zone called ``zone_name``, or None; two of that name is an error."""
-    zones = route53.list_hosted_zones_by_name(DNSName=zone_name, MaxItems="10", aws_retry=True)["HostedZones"]
-    zones = [
-        zone for zone in zones
-        if zone["Name"].rstrip(".").lower() == zone_name and not zone.get("Config", {}).get("PrivateZone")
-    ]
-    if len(zones) > 1:
-        module.fail_json(msg=f"there are {len(zones)} public hosted zones named {zone_name!r}: {[z['Id'] for z in zones]}")
-    return zones[0]["Id"].split("/")[-1] if zones else None
-
-
-def find_a_record(route53, zone_id, domain):
-    """The A record set called ``domain`` in the zone, or None."""
-    records = route53.list_resource_record_sets(
-        HostedZoneId=zone_id, StartRecordName=domain, StartRecordType="A", MaxItems="1", aws_retry=True
-    )["ResourceRecordSets"]
-    for record in records:
-        if record["Name"].rstrip(".").lower() == domain and record["Type"] == "A":
-            return record
-    return None

@@ -105,21 +105,11 @@ actions:
   sample: ["point live.example.com at 198.51.100.7"]
 """
 
-import uuid
-
-try:
-    import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
-
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_dns_record
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
-from ansible_collections.livestream.aws.plugins.module_utils.stack import find_hosted_zone
-from ansible_collections.livestream.aws.plugins.module_utils.stack import find_a_record
-from ansible_collections.livestream.aws.plugins.module_utils.stack import resource_name
-from ansible_collections.livestream.aws.plugins.module_utils.stack import wait_for
 from ansible_collections.livestream.aws.plugins.module_utils.validation import domain_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import normalize_dns_name
@@ -148,61 +138,21 @@ def main():
     elif not module.check_mode:
         errors.append("address is required (it may only be left out in check mode)")
     fail_on_errors(module, errors)
-    domain, zone_name = normalize_dns_name(params["domain"]), normalize_dns_name(params["hosted_zone"])
+    domain = normalize_dns_name(params["domain"])
 
-    route53 = module.client("route53", retry_decorator=AWSRetry.jittered_backoff())
     changes = Changes(module)
-    step = f"the hosted zone {zone_name}"
-    try:
-        zone_id = find_hosted_zone(module, route53, zone_name)
-        if zone_id is None:
-            if not params["create_hosted_zone"]:
-                module.fail_json(
-                    msg=f"hosted zone {zone_name!r} for {domain!r} (stack {name!r}) not found: create it, "
-                    "or let the stack create it (create_hosted_zone / livestream_create_hosted_zone)"
-                )
-            changes.record(f"create hosted zone {zone_name}", "hosted zone", "absent", zone_name)
-            if not module.check_mode:
-                zone_id = route53.create_hosted_zone(
-                    Name=zone_name,
-                    CallerReference=f"livestream-{name}-{uuid.uuid4()}",
-                    HostedZoneConfig={"Comment": f"livestream stack {name}", "PrivateZone": False},
-                    aws_retry=True,
-                )["HostedZone"]["Id"].split("/")[-1]
-                # the tag is how teardown knows the zone is the stack's to delete
-                route53.change_tags_for_resource(
-                    ResourceType="hostedzone",
-                    ResourceId=zone_id,
-                    AddTags=[{"Key": "Stack", "Value": name}, {"Key": "Name", "Value": resource_name(name, "zone")}],
-                    aws_retry=True,
-                )
-        step = f"the A record {domain}"
-        record = find_a_record(route53, zone_id, domain) if zone_id else None
-        current = sorted(r["Value"] for r in (record or {}).get("ResourceRecords", []))
-        if current != [address] or (record or {}).get("TTL") != params["ttl"]:
-            changes.record(f"point {domain} at {address or 'the frontend address'}", f"{domain} A", current, [address])
-            if not module.check_mode:
-                change = route53.change_resource_record_sets(
-                    HostedZoneId=zone_id,
-                    ChangeBatch={
-                        "Comment": f"livestream stack {name}: the frontend",
-                        "Changes": [{
-                            "Action": "UPSERT",
-                            "ResourceRecordSet": {
-                                "Name": domain,
-                                "Type": "A",
-                                "TTL": params["ttl"],
-                                "ResourceRecords": [{"Value": address}],
-                            },
-                        }],
-                    },
-                    aws_retry=True,
-                )["ChangeInfo"]
-                if params["wait"] and change.get("Status") != "INSYNC":
-                    wait_for(route53, "resource_record_sets_changed", delay=10, Id=change["Id"])
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, botocore.exceptions.WaiterError) as e:
-        module.fail_json_aws(e, msg=f"Failed to publish {domain} of stack {name!r}: {step}")
-
+    zone_id = ensure_dns_record(
+        module,
+        module.client("route53", retry_decorator=AWSRetry.jittered_backoff()),
+        changes,
+        name,
+        domain,
+        normalize_dns_name(params["hosted_zone"]),
+        address,
+        create_hosted_zone=params["create_hosted_zone"],
+        ttl=params["ttl"],
+        wait=params["wait"],
+    )
     module.exit_json(
         changed=changes.changed, actions=changes.actions, diff=changes.diff(), fqdn=domain, hosted_zone_id=zone_id, address=address
     )

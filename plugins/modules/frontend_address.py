@@ -63,19 +63,11 @@ actions:
   sample: ["allocate Elastic IP live-frontend-eip", "associate live-frontend-eip with i-0123456789abcdef0"]
 """
 
-try:
-    import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
-
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_frontend_address
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
-from ansible_collections.livestream.aws.plugins.module_utils.stack import named_filters
-from ansible_collections.livestream.aws.plugins.module_utils.stack import resource_name
-from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_tags
-from ansible_collections.livestream.aws.plugins.module_utils.stack import tag_specifications
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import stack_errors
 
@@ -94,44 +86,12 @@ def main():
         errors.append("instance_id is required (it may only be left out in check mode)")
     fail_on_errors(module, errors)
 
-    ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
     changes = Changes(module)
-    eip_name = resource_name(name, "frontend-eip")
-    try:
-        found = ec2.describe_addresses(Filters=named_filters(name, "frontend-eip"), aws_retry=True)["Addresses"]
-        if len(found) > 1:
-            module.fail_json(msg=f"stack {name!r} has {len(found)} Elastic IPs named {eip_name!r}: {[a['PublicIp'] for a in found]}")
-        if found:
-            address = found[0]
-        else:
-            changes.record(f"allocate Elastic IP {eip_name}", "Elastic IP", "absent", "present")
-            address = {"PublicIp": None, "AllocationId": None}
-            if not module.check_mode:
-                address = ec2.allocate_address(
-                    Domain="vpc",
-                    TagSpecifications=tag_specifications("elastic-ip", stack_tags(name, resource_name=eip_name)),
-                    aws_retry=True,
-                )
-        if (address.get("InstanceId") or None) != instance_id or not instance_id:
-            changes.record(
-                f"associate {eip_name} with {instance_id or 'the frontend'}",
-                f"{eip_name} instance",
-                address.get("InstanceId") or None,
-                instance_id,
-            )
-            if not module.check_mode:
-                ec2.associate_address(
-                    AllocationId=address["AllocationId"], InstanceId=instance_id, AllowReassociation=True, aws_retry=True
-                )
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to give the frontend of stack {name!r} its Elastic IP {eip_name}")
-
+    public_ip, allocation_id = ensure_frontend_address(
+        module, module.client("ec2", retry_decorator=AWSRetry.jittered_backoff()), changes, name, instance_id
+    )
     module.exit_json(
-        changed=changes.changed,
-        actions=changes.actions,
-        diff=changes.diff(),
-        public_ip=address["PublicIp"],
-        allocation_id=address["AllocationId"],
+        changed=changes.changed, actions=changes.actions, diff=changes.diff(), public_ip=public_ip, allocation_id=allocation_id
     )
 
 

@@ -58,21 +58,13 @@ actions:
   sample: ["route 0.0.0.0/0 in live-private to eni-0123456789abcdef0"]
 """
 
-try:
-    import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
-
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.livestream.aws.plugins.module_utils.network import ensure_nat_route
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
-from ansible_collections.livestream.aws.plugins.module_utils.stack import named_filters
-from ansible_collections.livestream.aws.plugins.module_utils.stack import resource_name
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import stack_errors
-
-DEFAULT_ROUTE = "0.0.0.0/0"
 
 
 def main():
@@ -89,36 +81,10 @@ def main():
         errors.append("network_interface_id is required (it may only be left out in check mode)")
     fail_on_errors(module, errors)
 
-    ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
     changes = Changes(module)
-    table_name = resource_name(name, "private")
-    try:
-        tables = ec2.describe_route_tables(Filters=named_filters(name, "private"), aws_retry=True)["RouteTables"]
-        if len(tables) > 1:
-            module.fail_json(msg=f"stack {name!r} has {len(tables)} route tables named {table_name!r}: {[t['RouteTableId'] for t in tables]}")
-        if not tables and not module.check_mode:
-            module.fail_json(msg=f"route table {table_name!r} of stack {name!r} not found: make the network first (livestream.aws.network)")
-        table = tables[0] if tables else {"RouteTableId": None, "Routes": []}
-        current = next((r for r in table.get("Routes", []) if r.get("DestinationCidrBlock") == DEFAULT_ROUTE), None)
-        if current is None or current.get("NetworkInterfaceId") != interface_id or current.get("State") == "blackhole":
-            changes.record(
-                f"route {DEFAULT_ROUTE} in {table_name} to {interface_id or 'the bastion'}",
-                f"{table_name} {DEFAULT_ROUTE}",
-                (current or {}).get("NetworkInterfaceId") or (current or {}).get("GatewayId") or (current or {}).get("InstanceId"),
-                interface_id,
-            )
-            if not module.check_mode:
-                action = ec2.replace_route if current else ec2.create_route
-                action(
-                    RouteTableId=table["RouteTableId"],
-                    DestinationCidrBlock=DEFAULT_ROUTE,
-                    NetworkInterfaceId=interface_id,
-                    aws_retry=True,
-                )
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to route the private subnet of stack {name!r} through {interface_id}")
-
-    module.exit_json(changed=changes.changed, actions=changes.actions, diff=changes.diff(), route_table_id=table["RouteTableId"])
+    ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
+    route_table_id = ensure_nat_route(module, ec2, changes, name, interface_id)
+    module.exit_json(changed=changes.changed, actions=changes.actions, diff=changes.diff(), route_table_id=route_table_id)
 
 
 if __name__ == "__main__":

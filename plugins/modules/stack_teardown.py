@@ -107,8 +107,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_ta
 
 from ansible_collections.livestream.aws.plugins.module_utils.stack import STACK_TAG
 from ansible_collections.livestream.aws.plugins.module_utils.stack import describe_stack
-from ansible_collections.livestream.aws.plugins.module_utils.stack import find_a_record
-from ansible_collections.livestream.aws.plugins.module_utils.stack import find_hosted_zone
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import find_a_record
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import find_hosted_zone
 from ansible_collections.livestream.aws.plugins.module_utils.stack import wait_for
 from ansible_collections.livestream.aws.plugins.module_utils.validation import domain_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors

@@ -140,94 +140,21 @@ image:
       sample: admin
 """
 
-try:
-    import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
-
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.livestream.aws.plugins.module_utils.stack import AMI_FAMILIES
-from ansible_collections.livestream.aws.plugins.module_utils.stack import find_hosted_zone
-from ansible_collections.livestream.aws.plugins.module_utils.stack import find_image
-from ansible_collections.livestream.aws.plugins.module_utils.stack import image_search_description
-from ansible_collections.livestream.aws.plugins.module_utils.validation import admin_access_errors
-from ansible_collections.livestream.aws.plugins.module_utils.validation import domain_errors
-from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
-from ansible_collections.livestream.aws.plugins.module_utils.validation import network_errors
-from ansible_collections.livestream.aws.plugins.module_utils.validation import normalize_dns_name
-from ansible_collections.livestream.aws.plugins.module_utils.validation import ssh_public_key_errors
-from ansible_collections.livestream.aws.plugins.module_utils.validation import stack_errors
+from ansible_collections.livestream.aws.plugins.module_utils.preflight import preflight
+from ansible_collections.livestream.aws.plugins.module_utils.preflight import stack_input_options
 
 
 def main():
-    module = AnsibleAWSModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True, aliases=["stack_name"]),
-            vpc_cidr=dict(type="str", default="10.0.0.0/16"),
-            public_subnet_cidr=dict(type="str", default="10.0.1.0/24"),
-            private_subnet_cidr=dict(type="str", default="10.0.2.0/24"),
-            admin_cidrs=dict(type="list", elements="str", required=True),
-            allow_ssh_from_anywhere=dict(type="bool", default=False),
-            domain=dict(type="str", required=True),
-            hosted_zone=dict(type="str", required=True),
-            create_hosted_zone=dict(type="bool", default=False),
-            ami_family=dict(type="str", choices=list(AMI_FAMILIES), default="debian12"),
-            architecture=dict(type="str", choices=["x86_64", "arm64"], default="x86_64"),
-            ssh_public_key=dict(type="str", required=True, no_log=False),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    fail_on_errors(
+    module = AnsibleAWSModule(argument_spec=stack_input_options(), supports_check_mode=True)
+    image = preflight(
         module,
-        stack_errors(params["name"])
-        + network_errors(params["vpc_cidr"], params["public_subnet_cidr"], params["private_subnet_cidr"])
-        + admin_access_errors(params["admin_cidrs"], params["allow_ssh_from_anywhere"])
-        + domain_errors(params["domain"], params["hosted_zone"])
-        + ssh_public_key_errors(params["ssh_public_key"]),
+        module.client("ec2", retry_decorator=AWSRetry.jittered_backoff()),
+        module.client("route53", retry_decorator=AWSRetry.jittered_backoff()),
     )
-
-    family, architecture = params["ami_family"], params["architecture"]
-    wanted = image_search_description(family, architecture)
-    ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
-    try:
-        image = find_image(ec2, family, architecture)
-    except botocore.exceptions.NoCredentialsError as e:
-        module.fail_json_aws(
-            e,
-            msg=f"No AWS credentials for stack {params['name']!r}: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-        )
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to look up the {wanted} for stack {params['name']!r}")
-    if image is None:
-        module.fail_json(msg=f"No {wanted} found in region {module.region}")
-
-    zone_name = normalize_dns_name(params["hosted_zone"])
-    if not params["create_hosted_zone"]:
-        route53 = module.client("route53", retry_decorator=AWSRetry.jittered_backoff())
-        try:
-            zone_id = find_hosted_zone(module, route53, zone_name)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            module.fail_json_aws(e, msg=f"Failed to look up the hosted zone {zone_name!r} for stack {params['name']!r}")
-        if zone_id is None:
-            module.fail_json(
-                msg=f"hosted zone {zone_name!r} for domain {params['domain']!r} not found: create it, "
-                "or let the stack create it (create_hosted_zone / livestream_create_hosted_zone)"
-            )
-
-    module.exit_json(
-        changed=False,
-        image=dict(
-            image_id=image["ImageId"],
-            name=image["Name"],
-            owner_id=image["OwnerId"],
-            root_device_name=image.get("RootDeviceName", "/dev/xvda"),
-            family=family,
-            login_user=AMI_FAMILIES[family]["login_user"],
-        ),
-    )
+    module.exit_json(changed=False, image=image)
 
 
 if __name__ == "__main__":

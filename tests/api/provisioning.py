@@ -9,6 +9,13 @@ from playbook import ROOT
 
 PROVISION = ROOT / "playbooks" / "provision.yml"
 TEARDOWN = ROOT / "playbooks" / "teardown.yml"
+# the same stack from the concept modules, one task each
+COMPOSED = ROOT / "tests" / "api" / "playbooks" / "composed-provision.yml"
+# the task of each that launches the instances
+LAUNCHING_TASK = {
+    PROVISION: "Stack (inputs checked, then network, security groups, instances, NAT route, Elastic IP, DNS)",
+    COMPOSED: "Key pair and instances",
+}
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBUjQtWjI3D++Y+7hQvPOsPuIejtshknMqqrpkRgwp8p tester@livestream"
 ADMIN_CIDR = "198.51.100.0/24"
 ZONE = "example.test"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provisioning import PROVISION, route53, stack_vars
+from provisioning import LAUNCHING_TASK, PROVISION, PUBLIC_KEY, route53, stack_vars
 
 
 def nothing_exists(ec2, aws):
@@ -107,8 +107,8 @@ def test_ssh_from_anywhere_is_accepted_with_the_explicit_opt_in(ec2, aws, ansibl
 
     assert result.returncode == 0, result.failure_messages()
     assert "SSH" not in " ".join(result.failure_messages())
-    groups = result.task("Security groups (bastion, frontend, backend)")
-    assert "tcp 22 from 0.0.0.0/0" in groups["diff"]["after"]["bastion ingress"]
+    provision = result.task(LAUNCHING_TASK[PROVISION])
+    assert "tcp 22 from 0.0.0.0/0" in provision["diff"]["after"]["bastion ingress"]
 
 
 # Each module checks its own inputs before its first call: with an endpoint that answers
@@ -130,6 +130,17 @@ MODULE_CASES = {
     ),
     "nat_route": ({"name": "-live", "network_interface_id": "eni-1"}, "stack name '-live' is not valid"),
     "frontend_address": ({"name": "live"}, "instance_id is required"),
+    "stack_provision": (
+        {"name": "live", "admin_cidrs": ["192.0.2.0/24"], "domain": "live.example.test", "hosted_zone": "example.test",
+         "ssh_public_key": PUBLIC_KEY, "private_subnet_cidr": "10.0.0.0/8"},
+        "private subnet CIDR '10.0.0.0/8' has a /8 prefix",
+    ),
+    "stack_validate": (
+        {"name": "live", "admin_cidrs": ["192.0.2.0/24"], "domain": "live.example.test", "hosted_zone": "example.test",
+         "ssh_public_key": PUBLIC_KEY, "vpc_cidr": "10.0.0.0/29", "public_subnet_cidr": "10.0.0.0/28",
+         "private_subnet_cidr": "10.0.0.16/28"},
+        "public subnet CIDR '10.0.0.0/28' is outside the VPC CIDR '10.0.0.0/29'",
+    ),
     "stack_teardown": ({"name": "live", "domain": "live.example.org", "hosted_zone": "example.test"}, "is not inside the hosted zone"),
 }
 

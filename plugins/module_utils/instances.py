@@ -1,0 +1,223 @@
+# -*- coding: utf-8 -*-
+# Copyright: livestream.aws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""A stack's key pair and its three instances. Used by livestream.aws.instances and
+livestream.aws.stack."""
+
+from __future__ import annotations
+
+import hashlib
+
+try:
+    import botocore
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
+from ansible_collections.livestream.aws.plugins.module_utils.stack import LIVE_INSTANCE_STATES
+from ansible_collections.livestream.aws.plugins.module_utils.stack import ROLE_TAG
+from ansible_collections.livestream.aws.plugins.module_utils.stack import ROLES
+from ansible_collections.livestream.aws.plugins.module_utils.stack import resource_name
+from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_filters
+from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_tags
+from ansible_collections.livestream.aws.plugins.module_utils.stack import tag_specifications
+from ansible_collections.livestream.aws.plugins.module_utils.stack import tags_of
+from ansible_collections.livestream.aws.plugins.module_utils.stack import wait_for
+
+AMI_FAMILY_TAG = "AmiFamily"
+INSTANCE_TYPES = {"bastion": "t3.micro", "frontend": "t3.small", "backend": "t3.small"}
+# Where each role lives and what sets it apart.
+PLACEMENT = {
+    "bastion": {"tier": "public", "public_address": True, "source_dest_check": False},
+    "frontend": {"tier": "public", "public_address": True, "source_dest_check": True},
+    "backend": {"tier": "private", "public_address": False, "source_dest_check": True},
+}
+
+
+def key_body(key):
+    """Type and base64 of a public key: the comment does not make it another key."""
+    return " ".join(str(key or "").split()[:2])
+
+
+def client_token(name, role, launch):
+    """Same stack, role and launch settings: same token, so AWS launches at most one
+    instance for a request that is retried after an interruption. A stack rebuilt on new
+    subnets gets new tokens (AWS remembers old ones after termination)."""
+    digest = hashlib.sha256(repr(sorted(launch.items())).encode()).hexdigest()[:16]
+    return f"{name}-{role}-{digest}"
+
+
+def instance_facts(instance):
+    interfaces = sorted(instance.get("NetworkInterfaces", []), key=lambda i: i.get("Attachment", {}).get("DeviceIndex", 0))
+    return {
+        "instance_id": instance.get("InstanceId"),
+        "state": instance.get("State", {}).get("Name"),
+        "private_ip_address": instance.get("PrivateIpAddress"),
+        "public_ip_address": instance.get("PublicIpAddress") or None,
+        "network_interface_id": interfaces[0]["NetworkInterfaceId"] if interfaces else None,
+        "subnet_id": instance.get("SubnetId"),
+        "instance_type": instance.get("InstanceType"),
+        "image_id": instance.get("ImageId"),
+    }
+
+
+class Instances:
+    """``settings``: the options of livestream.aws.instances (image_id, root_device_name,
+    ami_family, subnet_ids, security_group_ids, instance_types, root_volume_size,
+    ssh_public_key)."""
+
+    def __init__(self, module, ec2, changes, name, settings):
+        self.module = module
+        self.ec2 = ec2
+        self.params = settings
+        self.name = name
+        self.key_name = resource_name(self.name, "key")
+        self.changes = changes
+
+    def key_pair(self):
+        wanted = key_body(self.params["ssh_public_key"])
+        found = self.ec2.describe_key_pairs(
+            Filters=[{"Name": "key-name", "Values": [self.key_name]}], IncludePublicKey=True, aws_retry=True
+        )["KeyPairs"]
+        if found and key_body(found[0].get("PublicKey")) == wanted:
+            return
+        if found:
+            self.changes.record(
+                f"replace key pair {self.key_name} (another public key)", "key pair", key_body(found[0].get("PublicKey")), wanted
+            )
+        else:
+            self.changes.record(f"import key pair {self.key_name}", "key pair", "absent", wanted)
+        if self.changes.check_mode:
+            return
+        if found:
+            self.ec2.delete_key_pair(KeyName=self.key_name, aws_retry=True)
+        self.ec2.import_key_pair(
+            KeyName=self.key_name,
+            PublicKeyMaterial=self.params["ssh_public_key"].strip().encode(),
+            TagSpecifications=tag_specifications("key-pair", stack_tags(self.name, resource_name=self.key_name)),
+            aws_retry=True,
+        )
+
+    def find(self):
+        reservations = self.ec2.describe_instances(
+            Filters=stack_filters(self.name, {"instance-state-name": LIVE_INSTANCE_STATES}), aws_retry=True
+        )["Reservations"]
+        by_role = {role: [] for role in ROLES}
+        for reservation in reservations:
+            for instance in reservation["Instances"]:
+                role = tags_of(instance).get(ROLE_TAG)
+                if role in by_role:
+                    by_role[role].append(instance)
+        for role, found in by_role.items():
+            if len(found) > 1:
+                self.module.fail_json(
+                    msg=f"stack {self.name!r} has {len(found)} {role} instances: {[i['InstanceId'] for i in found]}; "
+                    "terminate the extra ones and run again"
+                )
+        return {role: found[0] for role, found in by_role.items() if found}
+
+    def launch(self, role):
+        place = PLACEMENT[role]
+        instance_type = self.params["instance_types"][role]
+        what = resource_name(self.name, role)
+        self.changes.record(f"launch {what} ({instance_type})", f"{role} instance", "absent", instance_type)
+        if self.changes.check_mode:
+            return {"InstanceType": instance_type, "ImageId": self.params["image_id"], "State": {"Name": "pending"}}
+        subnet_id = self.params["subnet_ids"][place["tier"]]
+        group_id = self.params["security_group_ids"][role]
+        launch = dict(
+            image=self.params["image_id"], type=instance_type, subnet=subnet_id, group=group_id,
+            key=self.key_name, volume=self.params["root_volume_size"],
+        )
+        tags = stack_tags(self.name, role=role, resource_name=what, extra={AMI_FAMILY_TAG: self.params["ami_family"]})
+        instance = self.ec2.run_instances(
+            ImageId=self.params["image_id"],
+            InstanceType=instance_type,
+            KeyName=self.key_name,
+            MinCount=1,
+            MaxCount=1,
+            ClientToken=client_token(self.name, role, launch),
+            NetworkInterfaces=[{
+                "DeviceIndex": 0,
+                "SubnetId": subnet_id,
+                "Groups": [group_id],
+                "AssociatePublicIpAddress": place["public_address"],
+                "DeleteOnTermination": True,
+            }],
+            MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
+            BlockDeviceMappings=[{
+                "DeviceName": self.params["root_device_name"],
+                "Ebs": {
+                    "VolumeType": "gp3",
+                    "VolumeSize": self.params["root_volume_size"],
+                    "Encrypted": True,
+                    "DeleteOnTermination": True,
+                },
+            }],
+            TagSpecifications=tag_specifications("instance", tags)
+            + tag_specifications("volume", stack_tags(self.name, resource_name=f"{what}-root")),
+            aws_retry=True,
+        )["Instances"][0]
+        if not place["source_dest_check"]:
+            # a NAT instance forwards packets that are neither from nor to itself
+            self.ec2.modify_instance_attribute(
+                InstanceId=instance["InstanceId"], SourceDestCheck={"Value": False}, aws_retry=True
+            )
+        return instance
+
+    def put_right(self, role, instance):
+        """Bring an existing instance back to what the stack needs; True if it must be waited for."""
+        what = resource_name(self.name, role)
+        instance_id = instance["InstanceId"]
+        state = instance["State"]["Name"]
+        if state in ("stopped", "stopping"):
+            self.changes.record(f"start {what} ({state})", f"{role} state", state, "running")
+            if not self.changes.check_mode:
+                if state == "stopping":
+                    wait_for(self.ec2, "instance_stopped", InstanceIds=[instance_id])
+                self.ec2.start_instances(InstanceIds=[instance_id], aws_retry=True)
+        wanted_check = PLACEMENT[role]["source_dest_check"]
+        if instance.get("SourceDestCheck", True) != wanted_check:
+            self.changes.record(
+                f"turn the source/destination check of {what} {'on' if wanted_check else 'off'}",
+                f"{role} source_dest_check", instance.get("SourceDestCheck", True), wanted_check,
+            )
+            if not self.changes.check_mode:
+                self.ec2.modify_instance_attribute(InstanceId=instance_id, SourceDestCheck={"Value": wanted_check}, aws_retry=True)
+        tokens = instance.get("MetadataOptions", {}).get("HttpTokens")
+        if tokens != "required":
+            self.changes.record(f"require IMDSv2 tokens on {what}", f"{role} http_tokens", tokens, "required")
+            if not self.changes.check_mode:
+                self.ec2.modify_instance_metadata_options(
+                    InstanceId=instance_id, HttpTokens="required", HttpEndpoint="enabled", aws_retry=True
+                )
+        return state != "running"
+
+
+def instance_type_options():
+    """The argument spec of the instance_types option (one type per role, with its default)."""
+    return {role: dict(type="str", default=default) for role, default in INSTANCE_TYPES.items()}
+
+
+def ensure_instances(module, ec2, changes, name, settings, wait_timeout=600):
+    """Import the key pair and make the three instances run; return the key name and the
+    instances by role (IDs null in check mode for what would be launched)."""
+    stack = Instances(module, ec2, changes, name, settings)
+    step = f"the key pair {stack.key_name}"
+    try:
+        stack.key_pair()
+        step = f"the instances of stack {name!r}"
+        instances = stack.find()
+        to_wait = [instances[role]["InstanceId"] for role in instances if stack.put_right(role, instances[role])]
+        for role in ROLES:
+            if role not in instances:
+                instances[role] = stack.launch(role)
+                to_wait.append(instances[role].get("InstanceId"))
+        to_wait = [instance_id for instance_id in to_wait if instance_id]
+        if to_wait and not module.check_mode:
+            wait_for(ec2, "instance_running", max_attempts=max(1, wait_timeout // 5), InstanceIds=to_wait)
+            # addresses (the public one above all) are only final once the instance runs
+            instances = stack.find()
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, botocore.exceptions.WaiterError) as e:
+        module.fail_json_aws(e, msg=f"Failed to make {step}")
+    return stack.key_name, {role: instance_facts(instances.get(role, {})) for role in ROLES}

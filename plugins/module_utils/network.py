@@ -1,0 +1,219 @@
+# -*- coding: utf-8 -*-
+# Copyright: livestream.aws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""A stack's network: VPC, subnets, internet gateway, route tables, and the private subnet's
+default route through the bastion (the NAT instance). Used by livestream.aws.network,
+livestream.aws.nat_route and livestream.aws.stack."""
+
+from __future__ import annotations
+
+try:
+    import botocore
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
+from ansible_collections.livestream.aws.plugins.module_utils.stack import named_filters
+from ansible_collections.livestream.aws.plugins.module_utils.stack import resource_name
+from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_filters
+from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_tags
+from ansible_collections.livestream.aws.plugins.module_utils.stack import tag_specifications
+from ansible_collections.livestream.aws.plugins.module_utils.stack import tags_of
+from ansible_collections.livestream.aws.plugins.module_utils.stack import wait_for
+
+DEFAULT_ROUTE = "0.0.0.0/0"
+
+
+class Network:
+    def __init__(self, module, ec2, name, changes):
+        self.module = module
+        self.ec2 = ec2
+        self.name = name
+        self.changes = changes
+
+    def named(self, resources, what):
+        """The resources whose Name tag says they are the stack's ``what``."""
+        wanted = resource_name(self.name, what)
+        return [r for r in resources if tags_of(r).get("Name") == wanted]
+
+    def one(self, resources, kind, what, id_key):
+        found = self.named(resources, what)
+        if len(found) > 1:
+            ids = [r[id_key] for r in found]
+            self.module.fail_json(msg=f"stack {self.name!r} has {len(found)} {kind}s named {resource_name(self.name, what)!r}: {ids}")
+        return found[0] if found else None
+
+    def tags(self, what):
+        return stack_tags(self.name, resource_name=resource_name(self.name, what))
+
+    def vpc(self, cidr):
+        vpcs = self.ec2.describe_vpcs(Filters=stack_filters(self.name), aws_retry=True)["Vpcs"]
+        if len(vpcs) > 1:
+            self.module.fail_json(msg=f"stack {self.name!r} has {len(vpcs)} VPCs: {[v['VpcId'] for v in vpcs]}")
+        if vpcs:
+            vpc = vpcs[0]
+            if vpc["CidrBlock"] != cidr:
+                self.module.fail_json(
+                    msg=f"VPC {vpc['VpcId']} of stack {self.name!r} has the block {vpc['CidrBlock']}, not {cidr}: "
+                    "a VPC's block cannot change (tear the stack down to change it)"
+                )
+            return vpc, False
+        self.changes.record(f"create VPC {resource_name(self.name, 'vpc')} {cidr}", "vpc", "absent", cidr)
+        if self.changes.check_mode:
+            return {"VpcId": None, "CidrBlock": cidr}, True
+        vpc = self.ec2.create_vpc(
+            CidrBlock=cidr, TagSpecifications=tag_specifications("vpc", self.tags("vpc")), aws_retry=True
+        )["Vpc"]
+        wait_for(self.ec2, "vpc_available", delay=2, VpcIds=[vpc["VpcId"]])
+        return vpc, True
+
+    def subnet(self, existing, tier, vpc_id, cidr, zone):
+        subnet = self.one(existing, "subnet", tier, "SubnetId")
+        if subnet is not None and subnet["CidrBlock"] != cidr:
+            self.module.fail_json(
+                msg=f"subnet {subnet['SubnetId']} ({resource_name(self.name, tier)}) has the block {subnet['CidrBlock']}, "
+                f"not {cidr}: a subnet's block cannot change (tear the stack down to change it)"
+            )
+        if subnet is None:
+            self.changes.record(f"create subnet {resource_name(self.name, tier)} {cidr}", f"{tier} subnet", "absent", cidr)
+            if self.changes.check_mode:
+                return {"SubnetId": None, "CidrBlock": cidr, "AvailabilityZone": zone, "MapPublicIpOnLaunch": tier == "public"}
+            params = dict(VpcId=vpc_id, CidrBlock=cidr, TagSpecifications=tag_specifications("subnet", self.tags(tier)))
+            if zone:
+                params["AvailabilityZone"] = zone
+            subnet = self.ec2.create_subnet(aws_retry=True, **params)["Subnet"]
+            wait_for(self.ec2, "subnet_available", delay=2, SubnetIds=[subnet["SubnetId"]])
+        if tier == "public" and not subnet.get("MapPublicIpOnLaunch"):
+            self.changes.record(
+                f"give instances launched in {resource_name(self.name, tier)} a public address",
+                f"{tier} subnet map_public_ip_on_launch", False, True,
+            )
+            if not self.changes.check_mode:
+                self.ec2.modify_subnet_attribute(
+                    SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": True}, aws_retry=True
+                )
+            subnet["MapPublicIpOnLaunch"] = True
+        return subnet
+
+    def internet_gateway(self, existing, vpc_id):
+        igw = self.one(existing, "internet gateway", "igw", "InternetGatewayId")
+        if igw is None:
+            self.changes.record(f"create internet gateway {resource_name(self.name, 'igw')}", "internet gateway", "absent", "present")
+            if self.changes.check_mode:
+                return {"InternetGatewayId": None}
+            igw = self.ec2.create_internet_gateway(
+                TagSpecifications=tag_specifications("internet-gateway", self.tags("igw")), aws_retry=True
+            )["InternetGateway"]
+        attached = [a["VpcId"] for a in igw.get("Attachments", []) if a.get("State") in ("attached", "available", "attaching")]
+        if vpc_id not in attached:
+            self.changes.record(
+                f"attach internet gateway {resource_name(self.name, 'igw')} to the VPC",
+                "internet gateway attached to", attached, [vpc_id],
+            )
+            if not self.changes.check_mode:
+                for other in attached:
+                    self.ec2.detach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"], VpcId=other, aws_retry=True)
+                self.ec2.attach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"], VpcId=vpc_id, aws_retry=True)
+        return igw
+
+    def route_table(self, existing, tier, vpc_id, subnet_id, internet_gateway=None):
+        table = self.one(existing, "route table", tier, "RouteTableId")
+        what = resource_name(self.name, tier)
+        if table is None:
+            self.changes.record(f"create route table {what}", f"{tier} route table", "absent", "present")
+            if self.changes.check_mode:
+                table = {"RouteTableId": None, "Routes": [], "Associations": []}
+            else:
+                table = self.ec2.create_route_table(
+                    VpcId=vpc_id, TagSpecifications=tag_specifications("route-table", self.tags(tier)), aws_retry=True
+                )["RouteTable"]
+        table_id = table["RouteTableId"]
+        if internet_gateway is not None:
+            gateway_id = internet_gateway["InternetGatewayId"]
+            routes = {r.get("DestinationCidrBlock"): r for r in table.get("Routes", [])}
+            current = routes.get(DEFAULT_ROUTE, {})
+            if not current or current.get("GatewayId") != gateway_id or current.get("State") == "blackhole":
+                self.changes.record(
+                    f"route {DEFAULT_ROUTE} in {what} to the internet gateway",
+                    f"{tier} route {DEFAULT_ROUTE}", current.get("GatewayId"), gateway_id,
+                )
+                if not self.changes.check_mode:
+                    action = self.ec2.replace_route if current else self.ec2.create_route
+                    action(RouteTableId=table_id, DestinationCidrBlock=DEFAULT_ROUTE, GatewayId=gateway_id, aws_retry=True)
+        if table_id is None or subnet_id not in [a.get("SubnetId") for a in table.get("Associations", [])]:
+            self.changes.record(f"associate route table {what} with subnet {what}", f"{tier} route table subnets", [], [subnet_id])
+            if not self.changes.check_mode:
+                self.ec2.associate_route_table(RouteTableId=table_id, SubnetId=subnet_id, aws_retry=True)
+        return table_id
+
+
+def ensure_network(module, ec2, changes, name, vpc_cidr, public_subnet_cidr, private_subnet_cidr, availability_zone=None):
+    """Make the stack's network what it should be; return its IDs (null in check mode for what would be created)."""
+    network = Network(module, ec2, name, changes)
+    step = f"the VPC of stack {name!r}"
+    try:
+        vpc, vpc_is_new = network.vpc(vpc_cidr)
+        vpc_id = vpc["VpcId"]
+        # a VPC made just now holds nothing yet: no need to look
+        in_vpc = stack_filters(name, {"vpc-id": vpc_id})
+        step = f"the subnets of stack {name!r}"
+        existing = [] if vpc_is_new else ec2.describe_subnets(Filters=in_vpc, aws_retry=True)["Subnets"]
+        public = network.subnet(existing, "public", vpc_id, public_subnet_cidr, availability_zone)
+        zone = availability_zone or public.get("AvailabilityZone")
+        private = network.subnet(existing, "private", vpc_id, private_subnet_cidr, zone)
+        step = f"the internet gateway of stack {name!r}"
+        existing = [] if vpc_is_new else ec2.describe_internet_gateways(Filters=stack_filters(name), aws_retry=True)["InternetGateways"]
+        igw = network.internet_gateway(existing, vpc_id)
+        step = f"the route tables of stack {name!r}"
+        existing = [] if vpc_is_new else ec2.describe_route_tables(Filters=in_vpc, aws_retry=True)["RouteTables"]
+        route_tables = {
+            "public": network.route_table(existing, "public", vpc_id, public["SubnetId"], igw),
+            "private": network.route_table(existing, "private", vpc_id, private["SubnetId"]),
+        }
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, botocore.exceptions.WaiterError) as e:
+        module.fail_json_aws(e, msg=f"Failed to make {step}")
+
+    def subnet_facts(subnet):
+        return {
+            "subnet_id": subnet["SubnetId"],
+            "cidr_block": subnet["CidrBlock"],
+            "availability_zone": subnet.get("AvailabilityZone"),
+        }
+
+    return dict(
+        vpc={"vpc_id": vpc_id, "cidr_block": vpc["CidrBlock"]},
+        subnets={"public": subnet_facts(public), "private": subnet_facts(private)},
+        internet_gateway_id=igw["InternetGatewayId"],
+        route_tables=route_tables,
+    )
+
+
+def ensure_nat_route(module, ec2, changes, name, interface_id):
+    """Point the private route table's default route at the bastion's interface; return the table's ID."""
+    table_name = resource_name(name, "private")
+    try:
+        tables = ec2.describe_route_tables(Filters=named_filters(name, "private"), aws_retry=True)["RouteTables"]
+        if len(tables) > 1:
+            module.fail_json(msg=f"stack {name!r} has {len(tables)} route tables named {table_name!r}: {[t['RouteTableId'] for t in tables]}")
+        if not tables and not module.check_mode:
+            module.fail_json(msg=f"route table {table_name!r} of stack {name!r} not found: make the network first (livestream.aws.network)")
+        table = tables[0] if tables else {"RouteTableId": None, "Routes": []}
+        current = next((r for r in table.get("Routes", []) if r.get("DestinationCidrBlock") == DEFAULT_ROUTE), None)
+        if current is None or current.get("NetworkInterfaceId") != interface_id or current.get("State") == "blackhole":
+            changes.record(
+                f"route {DEFAULT_ROUTE} in {table_name} to {interface_id or 'the bastion'}",
+                f"{table_name} {DEFAULT_ROUTE}",
+                (current or {}).get("NetworkInterfaceId") or (current or {}).get("GatewayId") or (current or {}).get("InstanceId"),
+                interface_id,
+            )
+            if not module.check_mode:
+                action = ec2.replace_route if current else ec2.create_route
+                action(
+                    RouteTableId=table["RouteTableId"],
+                    DestinationCidrBlock=DEFAULT_ROUTE,
+                    NetworkInterfaceId=interface_id,
+                    aws_retry=True,
+                )
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        module.fail_json_aws(e, msg=f"Failed to route the private subnet of stack {name!r} through {interface_id}")
+    return table["RouteTableId"]

@@ -1,0 +1,138 @@
+# -*- coding: utf-8 -*-
+# Copyright: livestream.aws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""What makes a stack reachable by name: the frontend's Elastic IP and its Route 53 record.
+Used by livestream.aws.frontend_address, livestream.aws.dns_record, livestream.aws.stack and
+livestream.aws.stack_teardown."""
+
+from __future__ import annotations
+
+import uuid
+
+try:
+    import botocore
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
+from ansible_collections.livestream.aws.plugins.module_utils.stack import STACK_TAG
+from ansible_collections.livestream.aws.plugins.module_utils.stack import named_filters
+from ansible_collections.livestream.aws.plugins.module_utils.stack import resource_name
+from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_tags
+from ansible_collections.livestream.aws.plugins.module_utils.stack import tag_specifications
+from ansible_collections.livestream.aws.plugins.module_utils.stack import wait_for
+
+
+def ensure_frontend_address(module, ec2, changes, name, instance_id):
+    """The stack's Elastic IP, allocated and associated with the frontend: (public IP, allocation ID)."""
+    eip_name = resource_name(name, "frontend-eip")
+    try:
+        found = ec2.describe_addresses(Filters=named_filters(name, "frontend-eip"), aws_retry=True)["Addresses"]
+        if len(found) > 1:
+            module.fail_json(msg=f"stack {name!r} has {len(found)} Elastic IPs named {eip_name!r}: {[a['PublicIp'] for a in found]}")
+        if found:
+            address = found[0]
+        else:
+            changes.record(f"allocate Elastic IP {eip_name}", "Elastic IP", "absent", "present")
+            address = {"PublicIp": None, "AllocationId": None}
+            if not module.check_mode:
+                address = ec2.allocate_address(
+                    Domain="vpc",
+                    TagSpecifications=tag_specifications("elastic-ip", stack_tags(name, resource_name=eip_name)),
+                    aws_retry=True,
+                )
+        if (address.get("InstanceId") or None) != instance_id or not instance_id:
+            changes.record(
+                f"associate {eip_name} with {instance_id or 'the frontend'}",
+                f"{eip_name} instance",
+                address.get("InstanceId") or None,
+                instance_id,
+            )
+            if not module.check_mode:
+                ec2.associate_address(
+                    AllocationId=address["AllocationId"], InstanceId=instance_id, AllowReassociation=True, aws_retry=True
+                )
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        module.fail_json_aws(e, msg=f"Failed to give the frontend of stack {name!r} its Elastic IP {eip_name}")
+
+    return address["PublicIp"], address["AllocationId"]
+
+
+def find_hosted_zone(module, route53, zone_name):
+    """The ID of the public hosted zone called ``zone_name``, or None; two of that name is an error."""
+    zones = route53.list_hosted_zones_by_name(DNSName=zone_name, MaxItems="10", aws_retry=True)["HostedZones"]
+    zones = [
+        zone for zone in zones
+        if zone["Name"].rstrip(".").lower() == zone_name and not zone.get("Config", {}).get("PrivateZone")
+    ]
+    if len(zones) > 1:
+        module.fail_json(msg=f"there are {len(zones)} public hosted zones named {zone_name!r}: {[z['Id'] for z in zones]}")
+    return zones[0]["Id"].split("/")[-1] if zones else None
+
+
+def find_a_record(route53, zone_id, domain):
+    """The A record set called ``domain`` in the zone, or None."""
+    records = route53.list_resource_record_sets(
+        HostedZoneId=zone_id, StartRecordName=domain, StartRecordType="A", MaxItems="1", aws_retry=True
+    )["ResourceRecordSets"]
+    for record in records:
+        if record["Name"].rstrip(".").lower() == domain and record["Type"] == "A":
+            return record
+    return None
+
+
+def ensure_dns_record(module, route53, changes, name, domain, zone_name, address, create_hosted_zone=False, ttl=300, wait=True):
+    """Point the A record ``domain`` at ``address`` (and make the zone, if asked); return the zone's ID.
+    ``domain`` and ``zone_name`` are normalized (lower case, no trailing dot)."""
+    step = f"the hosted zone {zone_name}"
+    try:
+        zone_id = find_hosted_zone(module, route53, zone_name)
+        if zone_id is None:
+            if not create_hosted_zone:
+                module.fail_json(
+                    msg=f"hosted zone {zone_name!r} for {domain!r} (stack {name!r}) not found: create it, "
+                    "or let the stack create it (create_hosted_zone / livestream_create_hosted_zone)"
+                )
+            changes.record(f"create hosted zone {zone_name}", "hosted zone", "absent", zone_name)
+            if not module.check_mode:
+                zone_id = route53.create_hosted_zone(
+                    Name=zone_name,
+                    CallerReference=f"livestream-{name}-{uuid.uuid4()}",
+                    HostedZoneConfig={"Comment": f"livestream stack {name}", "PrivateZone": False},
+                    aws_retry=True,
+                )["HostedZone"]["Id"].split("/")[-1]
+                # the tag is how teardown knows the zone is the stack's to delete
+                route53.change_tags_for_resource(
+                    ResourceType="hostedzone",
+                    ResourceId=zone_id,
+                    AddTags=[{"Key": STACK_TAG, "Value": name}, {"Key": "Name", "Value": resource_name(name, "zone")}],
+                    aws_retry=True,
+                )
+        step = f"the A record {domain}"
+        record = find_a_record(route53, zone_id, domain) if zone_id else None
+        current = sorted(r["Value"] for r in (record or {}).get("ResourceRecords", []))
+        if current != [address] or (record or {}).get("TTL") != ttl:
+            changes.record(f"point {domain} at {address or 'the frontend address'}", f"{domain} A", current, [address])
+            if not module.check_mode:
+                change = route53.change_resource_record_sets(
+                    HostedZoneId=zone_id,
+                    ChangeBatch={
+                        "Comment": f"livestream stack {name}: the frontend",
+                        "Changes": [{
+                            "Action": "UPSERT",
+                            "ResourceRecordSet": {
+                                "Name": domain,
+                                "Type": "A",
+                                "TTL": ttl,
+                                "ResourceRecords": [{"Value": address}],
+                            },
+                        }],
+                    },
+                    aws_retry=True,
+                )["ChangeInfo"]
+                if wait and change.get("Status") != "INSYNC":
+                    wait_for(route53, "resource_record_sets_changed", delay=10, Id=change["Id"])
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, botocore.exceptions.WaiterError) as e:
+        module.fail_json_aws(e, msg=f"Failed to publish {domain} of stack {name!r}: {step}")
+
+    return zone_id

@@ -1,0 +1,289 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: livestream.aws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: stack_provision
+version_added: 0.1.0
+short_description: Build a whole livestream stack, or bring it back in line, in one step
+description:
+  - Checks every input, the credentials, the AMI and the hosted zone first (as
+    M(livestream.aws.stack_validate) does), and creates nothing when any of them is wrong.
+  - Then does, in order and in one process, what M(livestream.aws.network),
+    M(livestream.aws.security_groups), M(livestream.aws.instances), M(livestream.aws.nat_route),
+    M(livestream.aws.frontend_address) and M(livestream.aws.dns_record) do, with the same code;
+    see those modules for what each step makes and how it finds what exists.
+  - One module instead of six saves the start-up of five module processes, which is most
+    of the time a run takes when the stack is already in place. Use the six modules to
+    compose a different stack.
+  - Idempotent; a run killed half-way and run again converges to one of each resource. In
+    check mode, reports what would be created or changed and changes nothing.
+  - Use M(livestream.aws.stack_teardown) to remove the stack.
+options:
+  name:
+    description:
+      - The stack name; every resource is tagged C(Stack=<name>) and named C(<name>-<what>).
+    required: true
+    type: str
+    aliases: [stack_name]
+  vpc_cidr:
+    description:
+      - The VPC's IPv4 block, V(/16) to V(/28).
+    type: str
+    default: 10.0.0.0/16
+  public_subnet_cidr:
+    description:
+      - The public subnet's block; inside O(vpc_cidr), apart from O(private_subnet_cidr).
+    type: str
+    default: 10.0.1.0/24
+  private_subnet_cidr:
+    description:
+      - The private subnet's block; inside O(vpc_cidr), apart from O(public_subnet_cidr).
+    type: str
+    default: 10.0.2.0/24
+  availability_zone:
+    description:
+      - The availability zone of both subnets. When not set, AWS picks one.
+    type: str
+  admin_cidrs:
+    description:
+      - The IPv4 blocks allowed to reach the bastion over SSH. At least one.
+      - V(0.0.0.0/0) is refused unless O(allow_ssh_from_anywhere=true).
+    type: list
+    elements: str
+    required: true
+  allow_ssh_from_anywhere:
+    description:
+      - Accept an admin CIDR that opens SSH to the whole internet.
+    type: bool
+    default: false
+  domain:
+    description:
+      - The name the frontend is published under; inside O(hosted_zone).
+    type: str
+    required: true
+  hosted_zone:
+    description:
+      - The Route 53 public hosted zone that holds O(domain).
+    type: str
+    required: true
+  create_hosted_zone:
+    description:
+      - Create O(hosted_zone) when it does not exist (tagged C(Stack=<name>)).
+    type: bool
+    default: false
+  ami_family:
+    description:
+      - Which operating system the instances run.
+    type: str
+    choices: [debian12, ubuntu2404]
+    default: debian12
+  architecture:
+    description:
+      - The instances' CPU architecture.
+    type: str
+    choices: [x86_64, arm64]
+    default: x86_64
+  instance_types:
+    description:
+      - The instance type of each role. Roles not given keep their default.
+    type: dict
+    default: {}
+    suboptions:
+      bastion:
+        description: The bastion's instance type.
+        type: str
+        default: t3.micro
+      frontend:
+        description: The frontend's instance type.
+        type: str
+        default: t3.small
+      backend:
+        description: The backend's instance type.
+        type: str
+        default: t3.small
+  root_volume_size:
+    description:
+      - The size of each instance's root volume, in GiB.
+    type: int
+    default: 10
+  ssh_public_key:
+    description:
+      - The OpenSSH public key (the text of a C(.pub) file) the instances trust.
+    type: str
+    required: true
+  ttl:
+    description:
+      - The DNS record's time to live, in seconds.
+    type: int
+    default: 300
+  wait_timeout:
+    description:
+      - How many seconds to wait for new or started instances to run.
+    type: int
+    default: 600
+author:
+  - livestream.aws maintainers (@livestream-aws)
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: The stack "live", published as live.example.com
+  livestream.aws.stack_provision:
+    name: live
+    domain: live.example.com
+    hosted_zone: example.com
+    admin_cidrs: [203.0.113.7/32]
+    ssh_public_key: "{{ lookup('ansible.builtin.file', '~/.ssh/id_ed25519.pub') }}"
+  register: live
+
+- name: Where is everything?
+  ansible.builtin.debug:
+    msg: "{{ live.instances.bastion.public_ip_address }} {{ live.frontend_address.public_ip }}"
+"""
+
+RETURN = r"""
+image:
+  description: The AMI the instances boot (see M(livestream.aws.stack_validate)).
+  returned: success
+  type: dict
+  sample: {"image_id": "ami-0123", "name": "debian-12-amd64-20241201-1948", "login_user": "admin", "family": "debian12"}
+vpc:
+  description: The VPC (see M(livestream.aws.network)).
+  returned: success
+  type: dict
+  sample: {"vpc_id": "vpc-0123", "cidr_block": "10.0.0.0/16"}
+subnets:
+  description: The public and the private subnet (see M(livestream.aws.network)).
+  returned: success
+  type: dict
+internet_gateway_id:
+  description: The internet gateway's ID.
+  returned: success
+  type: str
+  sample: igw-0123456789abcdef0
+route_tables:
+  description: The route tables' IDs, by tier.
+  returned: success
+  type: dict
+  sample: {"public": "rtb-0123", "private": "rtb-4567"}
+security_groups:
+  description: The security group IDs by role.
+  returned: success
+  type: dict
+  sample: {"bastion": "sg-0123", "frontend": "sg-4567", "backend": "sg-89ab"}
+key_name:
+  description: The key pair the instances are launched with.
+  returned: success
+  type: str
+  sample: live-key
+instances:
+  description: The instance of each role (see M(livestream.aws.instances)).
+  returned: success
+  type: dict
+frontend_address:
+  description: The frontend's Elastic IP (C(public_ip), C(allocation_id)).
+  returned: success
+  type: dict
+  sample: {"public_ip": "198.51.100.7", "allocation_id": "eipalloc-0123"}
+dns:
+  description: The published name (C(fqdn)) and its hosted zone (C(hosted_zone_id)).
+  returned: success
+  type: dict
+  sample: {"fqdn": "live.example.com", "hosted_zone_id": "Z0123456789ABCDEFGHIJ"}
+actions:
+  description: What was changed (in check mode, what would be), one line each, in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["create VPC live-vpc 10.0.0.0/16", "launch live-bastion (t3.micro)"]
+"""
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.livestream.aws.plugins.module_utils.instances import ensure_instances
+from ansible_collections.livestream.aws.plugins.module_utils.instances import instance_type_options
+from ansible_collections.livestream.aws.plugins.module_utils.network import ensure_nat_route
+from ansible_collections.livestream.aws.plugins.module_utils.network import ensure_network
+from ansible_collections.livestream.aws.plugins.module_utils.preflight import preflight
+from ansible_collections.livestream.aws.plugins.module_utils.preflight import stack_input_options
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_dns_record
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_frontend_address
+from ansible_collections.livestream.aws.plugins.module_utils.security_groups import ensure_security_groups
+from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
+from ansible_collections.livestream.aws.plugins.module_utils.validation import normalize_dns_name
+
+
+def main():
+    module = AnsibleAWSModule(
+        argument_spec=dict(
+            stack_input_options(),
+            availability_zone=dict(type="str"),
+            instance_types=dict(type="dict", default={}, options=instance_type_options()),
+            root_volume_size=dict(type="int", default=10),
+            ttl=dict(type="int", default=300),
+            wait_timeout=dict(type="int", default=600),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    name = params["name"]
+    ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
+    route53 = module.client("route53", retry_decorator=AWSRetry.jittered_backoff())
+    image = preflight(module, ec2, route53)
+
+    changes = Changes(module)
+    network = ensure_network(
+        module, ec2, changes, name, params["vpc_cidr"], params["public_subnet_cidr"], params["private_subnet_cidr"],
+        params["availability_zone"],
+    )
+    groups = ensure_security_groups(
+        module, ec2, changes, name, network["vpc"]["vpc_id"], params["private_subnet_cidr"], params["admin_cidrs"]
+    )
+    key_name, instances = ensure_instances(
+        module,
+        ec2,
+        changes,
+        name,
+        dict(
+            image_id=image["image_id"],
+            root_device_name=image["root_device_name"],
+            ami_family=params["ami_family"],
+            subnet_ids={tier: network["subnets"][tier]["subnet_id"] for tier in ("public", "private")},
+            security_group_ids=groups,
+            instance_types=params["instance_types"],
+            root_volume_size=params["root_volume_size"],
+            ssh_public_key=params["ssh_public_key"],
+        ),
+        params["wait_timeout"],
+    )
+    ensure_nat_route(module, ec2, changes, name, instances["bastion"]["network_interface_id"])
+    public_ip, allocation_id = ensure_frontend_address(module, ec2, changes, name, instances["frontend"]["instance_id"])
+    domain = normalize_dns_name(params["domain"])
+    zone_id = ensure_dns_record(
+        module, route53, changes, name, domain, normalize_dns_name(params["hosted_zone"]), public_ip,
+        create_hosted_zone=params["create_hosted_zone"], ttl=params["ttl"],
+    )
+
+    module.exit_json(
+        changed=changes.changed,
+        actions=changes.actions,
+        diff=changes.diff(),
+        image=image,
+        security_groups=groups,
+        key_name=key_name,
+        instances=instances,
+        frontend_address={"public_ip": public_ip, "allocation_id": allocation_id},
+        dns={"fqdn": domain, "hosted_zone_id": zone_id},
+        **network,
+    )
+
+
+if __name__ == "__main__":
+    main()
