@@ -154,7 +154,7 @@ def remove_cgroups(lab: LabConfig) -> None:
 
 
 def _rmdir(directory: Path) -> None:
-    for _ in range(50):
+    for _attempt in range(50):
         try:
             directory.rmdir()
             return

@@ -87,7 +87,7 @@ def _program_router(lab: LabConfig, stack: Stack) -> None:
         run("ip", "-4", "route", "flush", "table", table, netns=ns, check=False)
         for route in _routes(lab, stack, subnet):
             run("ip", "-4", "route", "replace", *route, "table", table, netns=ns)
-        _, leg = lab.router_leg(index)
+        leg = lab.router_leg(index)[1]
         run("ip", "-4", "rule", "add", "pref", str(RULE_PREF_BASE + index), "iif", leg, "lookup", table, netns=ns)
 
     # Only answers and public subnets cross from the internet into the VPC.
@@ -141,7 +141,7 @@ def _root_routes(lab: LabConfig, stack: Stack) -> None:
 def _host_firewall(lab: LabConfig, stack: Stack) -> None:
     """Let the subnet bridges switch even when the host's FORWARD policy is DROP (Docker)."""
     existing = output("iptables", "-w", "-S", "FORWARD")
-    for index, _ in enumerate(stack.subnets):
+    for index in range(len(stack.subnets)):
         bridge = lab.bridge(index)
         rule = ["FORWARD", "-i", bridge, "-o", bridge, "-m", "comment", "--comment", comment(lab), "-j", "ACCEPT"]
         if f"-i {bridge} -o {bridge}" not in existing:

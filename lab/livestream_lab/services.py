@@ -191,4 +191,3 @@ def _rewrite_hosts(lab: LabConfig, block: list[str]) -> None:
 def remove_hosts_block(lab: LabConfig) -> None:
     if HOSTS_FILE.exists() and _hosts_markers(lab)[0] in HOSTS_FILE.read_text():
         _rewrite_hosts(lab, [])
-
