@@ -53,6 +53,7 @@ class State:
 
 def up(lab: LabConfig, checks: bool = True, configure_service: bool = True) -> dict:
     started = time.monotonic()
+    _refuse_name_clash(lab)
     lab.state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(lab.state_dir, 0o755)
     state = State(lab)
@@ -109,6 +110,17 @@ def up(lab: LabConfig, checks: bool = True, configure_service: bool = True) -> d
         log("playbooks/site.yml is not in this checkout yet: the machines are left unconfigured")
     log(f"up in {time.monotonic() - started:.0f}s")
     return summary
+
+
+def _refuse_name_clash(lab: LabConfig) -> None:
+    """Kernel object names carry 4 hex digits of the stack name: two running labs must differ."""
+    if not config.STATE_ROOT.exists():
+        return
+    for other in config.STATE_ROOT.iterdir():
+        if other.name != lab.stack and other.is_dir() and config.STACK_PATTERN.match(other.name) \
+                and config.load(other.name).tag == lab.tag:
+            raise RuntimeError(f"the lab {other.name!r} is up and its interface names would clash with "
+                               f"{lab.stack!r}'s: take it down or choose another stack name")
 
 
 def _moto(lab: LabConfig, state: State) -> MotoServer:

@@ -1,0 +1,42 @@
+"""The lab's names and address blocks: valid for the kernel, and apart for two labs."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from livestream_lab import config
+
+STACKS = ["live", "labtest", "molecule", "a1", "x" * 32]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_interface_names_fit_the_kernel(stack):
+    lab = config.load(stack)
+    names = [lab.bridge(9), *lab.router_leg(9), *lab.transit_links, lab.machine_veth(9, 9)]
+    assert all(len(name) <= 15 for name in names), names
+
+
+def test_two_labs_share_no_name_and_no_address_block():
+    one, other = config.load("live"), config.load("labtest")
+    assert one.bridge(0) != other.bridge(0)
+    assert one.netns != other.netns
+    assert one.state_dir != other.state_dir
+    assert one.cgroup_dirs() != other.cgroup_dirs()
+    assert not one.transit_network.overlaps(other.transit_network)
+    assert not one.default_vpc_cidr().overlaps(other.default_vpc_cidr())
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_address_blocks_stay_private_and_clear_of_the_aws_default(stack):
+    lab = config.load(stack)
+    assert lab.transit_network.subnet_of(config.TRANSIT_BLOCK)
+    vpc = lab.default_vpc_cidr()
+    assert vpc.is_private and vpc.prefixlen == 16
+    assert not vpc.overlaps(ipaddress.ip_network("10.0.0.0/16"))
+
+
+def test_a_stack_name_that_cannot_name_a_lab_is_refused():
+    with pytest.raises(ValueError, match="not valid"):
+        config.load("Bad_Name")
