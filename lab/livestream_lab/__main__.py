@@ -44,4 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (RuntimeError, TimeoutError, LookupError, ValueError) as error:
+        # what went wrong, in the lab's words; the details are in the logs it names
+        sys.exit(f"lab: error: {error}")

@@ -87,6 +87,8 @@ def build(rebuild: bool = False, destination: Path | None = None, log=print) -> 
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (target / "etc" / "os-release").exists() and not rebuild:
             return target
+        if f"lowerdir={target}," in Path("/proc/mounts").read_text():
+            raise RuntimeError(f"machines of a running lab boot from {target}: take the lab down before rebuilding")
         scratch = target.with_name(target.name + ".partial")
         shutil.rmtree(scratch, ignore_errors=True)
         started = time.monotonic()
