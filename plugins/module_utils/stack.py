@@ -196,4 +196,3 @@ class Changes:
     @property
     def changed(self):
         return bool(self.actions)
-
