@@ -161,11 +161,12 @@ def _vpc_cidr(lab: LabConfig, state: State) -> ipaddress.IPv4Network:
 
 
 def write_access(lab: LabConfig, stack: Stack) -> None:
-    """An ssh config and an inventory for the lab, private addresses, backend via the bastion."""
+    """An ssh config for people and tests (`ssh -F <state>/ssh_config live-backend`):
+    private addresses, the backend through the bastion, the machines' known host keys.
+    Ansible uses the inventory plugin instead (write_inventory)."""
     bastion = stack.by_role("bastion")
     known_hosts = []
     config_lines = []
-    inventory: dict[str, list[str]] = {}
     for instance in stack.instances:
         root = machines.machine_dir(lab, instance) / "root"
         for key in sorted((root / "etc/ssh").glob("ssh_host_*_key.pub")):
@@ -175,8 +176,6 @@ def write_access(lab: LabConfig, stack: Stack) -> None:
         config_lines += [f"Host {instance.name} {instance.private_address}", f"  HostName {instance.private_address}"]
         if not subnet.public:
             config_lines.append(f"  ProxyJump admin@{bastion.private_address}")
-        inventory.setdefault(instance.role or "ungrouped", []).append(
-            f"{instance.name} ansible_host={instance.private_address}")
     config_lines += [
         "Host *", "  User admin", f"  IdentityFile {lab.ssh_key}", "  IdentitiesOnly yes",
         f"  UserKnownHostsFile {lab.known_hosts}", "  StrictHostKeyChecking yes", "  LogLevel ERROR",
@@ -184,12 +183,6 @@ def write_access(lab: LabConfig, stack: Stack) -> None:
     ]
     lab.known_hosts.write_text("\n".join(known_hosts) + "\n")
     lab.ssh_config.write_text("\n".join(config_lines) + "\n")
-    lines = []
-    for group, hosts in sorted(inventory.items()):
-        lines += [f"[{group}]", *hosts, ""]
-    lines += ["[all:vars]", "ansible_user=admin", "ansible_python_interpreter=/usr/bin/python3",
-              f"ansible_ssh_common_args=-F {lab.ssh_config}", ""]
-    (lab.state_dir / "inventory.ini").write_text("\n".join(lines))
 
 
 def inventory_path(lab: LabConfig) -> Path:

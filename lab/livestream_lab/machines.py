@@ -144,10 +144,20 @@ def wait_booted(lab: LabConfig, instance: Instance, timeout: float = 120) -> Non
 
 
 def remove_cgroups(lab: LabConfig) -> None:
-    """Depth first: the machines' systemd made cgroups of its own under ours."""
+    """Depth first: the machines' systemd made cgroups of its own under ours.
+
+    A machine whose nspawn had to be killed leaves its processes behind (they live in a
+    PID namespace of their own): whatever is still in the lab's cgroups is killed first.
+    """
     for top in lab.cgroup_dirs():
         if not top.exists():
             continue
+        for procs in top.rglob("cgroup.procs"):
+            for pid in procs.read_text().split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         for directory in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
             _rmdir(directory)
         _rmdir(top)
