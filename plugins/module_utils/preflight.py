@@ -13,6 +13,7 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
+from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import find_hosted_zone
 from ansible_collections.livestream.aws.plugins.module_utils.stack import AMI_FAMILIES
 from ansible_collections.livestream.aws.plugins.module_utils.stack import find_image
@@ -27,21 +28,8 @@ from ansible_collections.livestream.aws.plugins.module_utils.validation import s
 
 
 def stack_input_options():
-    """The argument spec of a whole stack's inputs."""
-    return dict(
-        name=dict(type="str", required=True, aliases=["stack_name"]),
-        vpc_cidr=dict(type="str", default="10.0.0.0/16"),
-        public_subnet_cidr=dict(type="str", default="10.0.1.0/24"),
-        private_subnet_cidr=dict(type="str", default="10.0.2.0/24"),
-        admin_cidrs=dict(type="list", elements="str", required=True),
-        allow_ssh_from_anywhere=dict(type="bool", default=False),
-        domain=dict(type="str", required=True),
-        hosted_zone=dict(type="str", required=True),
-        create_hosted_zone=dict(type="bool", default=False),
-        ami_family=dict(type="str", choices=list(AMI_FAMILIES), default="debian12"),
-        architecture=dict(type="str", choices=["x86_64", "arm64"], default="x86_64"),
-        ssh_public_key=dict(type="str", required=True, no_log=False),
-    )
+    """The argument spec of a whole stack's inputs (livestream.aws.stack_validate's options)."""
+    return options.argument_spec(options.NAME, options.NETWORK, options.ACCESS, options.DNS, options.AMI, options.SSH_KEY)
 
 
 def preflight(module, ec2, route53):

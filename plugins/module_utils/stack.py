@@ -170,6 +170,12 @@ def wait_for(client, waiter_name, delay=5, max_attempts=120, **params):
     client.get_waiter(waiter_name).wait(WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts}, **params)
 
 
+def client(module, service, **retry):
+    """A client for ``service`` whose calls made with ``aws_retry=True`` back off and retry
+    (``retry`` goes to AWSRetry.jittered_backoff, e.g. catch_extra_error_codes)."""
+    return module.client(service, retry_decorator=AWSRetry.jittered_backoff(**retry))
+
+
 class Changes:
     """What a module did (or, in check mode, would do), in words a user can read."""
 
@@ -188,6 +194,10 @@ class Changes:
 
     def diff(self):
         return {"before": self.before, "after": self.after}
+
+    def exit_json(self, **result):
+        """End the module with what changed, its diff, and the module's own results."""
+        self.module.exit_json(changed=self.changed, actions=self.actions, diff=self.diff(), **result)
 
     @property
     def check_mode(self):

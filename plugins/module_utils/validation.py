@@ -132,6 +132,14 @@ def stack_errors(name):
     return [error] if error else []
 
 
+def check_mode_only_errors(module, *options):
+    """Options that may be left out in check mode only (they name a resource an earlier step
+    creates), and that are missing outside it."""
+    if module.check_mode:
+        return []
+    return [f"{option} is required (it may only be left out in check mode)" for option in options if not module.params[option]]
+
+
 def fail_on_errors(module, errors):
     """Stop the module, before any API call, with every problem found."""
     if errors:

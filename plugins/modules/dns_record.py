@@ -18,29 +18,6 @@ description:
   - Other records of the zone are left alone.
   - The domain is checked against the zone before any API call.
 options:
-  name:
-    description:
-      - The stack name, as in the C(Stack) tag of its resources.
-    required: true
-    type: str
-    aliases: [stack_name]
-  domain:
-    description:
-      - The name to publish, inside O(hosted_zone) (the zone's apex is allowed).
-    required: true
-    type: str
-  hosted_zone:
-    description:
-      - The public hosted zone's name.
-    required: true
-    type: str
-  create_hosted_zone:
-    description:
-      - Create the hosted zone when there is none of that name.
-      - The zone's name servers must then be delegated to by its parent before the name resolves
-        on the internet.
-    type: bool
-    default: false
   address:
     description:
       - The IPv4 address the name points at.
@@ -59,6 +36,8 @@ options:
 author:
   - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
+  - livestream.aws.stack.name
+  - livestream.aws.stack.dns
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -106,10 +85,12 @@ actions:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_dns_record
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
+from ansible_collections.livestream.aws.plugins.module_utils.stack import client
+from ansible_collections.livestream.aws.plugins.module_utils.validation import check_mode_only_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import domain_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import normalize_dns_name
@@ -119,11 +100,9 @@ from ansible_collections.livestream.aws.plugins.module_utils.validation import s
 
 def main():
     module = AnsibleAWSModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True, aliases=["stack_name"]),
-            domain=dict(type="str", required=True),
-            hosted_zone=dict(type="str", required=True),
-            create_hosted_zone=dict(type="bool", default=False),
+        argument_spec=options.argument_spec(
+            options.NAME,
+            options.DNS,
             address=dict(type="str"),
             ttl=dict(type="int", default=300),
             wait=dict(type="bool", default=True),
@@ -135,15 +114,14 @@ def main():
     errors = stack_errors(name) + domain_errors(params["domain"], params["hosted_zone"])
     if address:
         parse_cidr("address", f"{address}/32", errors)
-    elif not module.check_mode:
-        errors.append("address is required (it may only be left out in check mode)")
+    errors += check_mode_only_errors(module, "address")
     fail_on_errors(module, errors)
     domain = normalize_dns_name(params["domain"])
 
     changes = Changes(module)
     zone_id = ensure_dns_record(
         module,
-        module.client("route53", retry_decorator=AWSRetry.jittered_backoff()),
+        client(module, "route53"),
         changes,
         name,
         domain,
@@ -153,9 +131,7 @@ def main():
         ttl=params["ttl"],
         wait=params["wait"],
     )
-    module.exit_json(
-        changed=changes.changed, actions=changes.actions, diff=changes.diff(), fqdn=domain, hosted_zone_id=zone_id, address=address
-    )
+    changes.exit_json(fqdn=domain, hosted_zone_id=zone_id, address=address)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,6 @@ description:
     interrupted one, allocates nothing new.
   - Use M(livestream.aws.stack_teardown) to release it.
 options:
-  name:
-    description:
-      - The stack name, as in the C(Stack) tag of its resources.
-    required: true
-    type: str
-    aliases: [stack_name]
   instance_id:
     description:
       - The frontend instance, as returned by M(livestream.aws.instances).
@@ -31,6 +25,7 @@ options:
 author:
   - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
+  - livestream.aws.stack.name
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -64,35 +59,27 @@ actions:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_frontend_address
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
+from ansible_collections.livestream.aws.plugins.module_utils.stack import client
+from ansible_collections.livestream.aws.plugins.module_utils.validation import check_mode_only_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import stack_errors
 
 
 def main():
     module = AnsibleAWSModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True, aliases=["stack_name"]),
-            instance_id=dict(type="str"),
-        ),
+        argument_spec=options.argument_spec(options.NAME, instance_id=dict(type="str")),
         supports_check_mode=True,
     )
     name, instance_id = module.params["name"], module.params["instance_id"]
-    errors = stack_errors(name)
-    if not instance_id and not module.check_mode:
-        errors.append("instance_id is required (it may only be left out in check mode)")
-    fail_on_errors(module, errors)
+    fail_on_errors(module, stack_errors(name) + check_mode_only_errors(module, "instance_id"))
 
     changes = Changes(module)
-    public_ip, allocation_id = ensure_frontend_address(
-        module, module.client("ec2", retry_decorator=AWSRetry.jittered_backoff()), changes, name, instance_id
-    )
-    module.exit_json(
-        changed=changes.changed, actions=changes.actions, diff=changes.diff(), public_ip=public_ip, allocation_id=allocation_id
-    )
+    public_ip, allocation_id = ensure_frontend_address(module, client(module, "ec2"), changes, name, instance_id)
+    changes.exit_json(public_ip=public_ip, allocation_id=allocation_id)
 
 
 if __name__ == "__main__":

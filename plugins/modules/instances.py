@@ -27,12 +27,6 @@ description:
     running keep the key they were launched with.
   - Use M(livestream.aws.stack_teardown) to remove them.
 options:
-  name:
-    description:
-      - The stack name, as in the C(Stack) tag of its resources.
-    required: true
-    type: str
-    aliases: [stack_name]
   image_id:
     description:
       - The AMI to launch, as found by M(livestream.aws.stack_validate).
@@ -78,42 +72,12 @@ options:
       backend:
         description: The backend's group.
         type: str
-  instance_types:
-    description:
-      - The instance type of each role. Roles not given keep their default.
-    type: dict
-    default: {}
-    suboptions:
-      bastion:
-        description: The bastion's instance type.
-        type: str
-        default: t3.micro
-      frontend:
-        description: The frontend's instance type.
-        type: str
-        default: t3.small
-      backend:
-        description: The backend's instance type.
-        type: str
-        default: t3.small
-  root_volume_size:
-    description:
-      - The size of each root volume, in GiB.
-    type: int
-    default: 10
-  ssh_public_key:
-    description:
-      - The OpenSSH public key (the text of a C(.pub) file) the instances trust.
-    type: str
-    required: true
-  wait_timeout:
-    description:
-      - How many seconds to wait for new or started instances to run.
-    type: int
-    default: 600
 author:
   - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
+  - livestream.aws.stack.name
+  - livestream.aws.stack.ssh_key
+  - livestream.aws.stack.instances
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -177,13 +141,13 @@ actions:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.livestream.aws.plugins.module_utils.instances import ensure_instances
-from ansible_collections.livestream.aws.plugins.module_utils.instances import instance_type_options
+from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.stack import AMI_FAMILIES
 from ansible_collections.livestream.aws.plugins.module_utils.stack import ROLES
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
+from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import ssh_public_key_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import stack_errors
@@ -191,8 +155,10 @@ from ansible_collections.livestream.aws.plugins.module_utils.validation import s
 
 def main():
     module = AnsibleAWSModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True, aliases=["stack_name"]),
+        argument_spec=options.argument_spec(
+            options.NAME,
+            options.SSH_KEY,
+            options.INSTANCES,
             image_id=dict(type="str", required=True),
             root_device_name=dict(type="str", default="/dev/xvda"),
             ami_family=dict(type="str", choices=list(AMI_FAMILIES), default="debian12"),
@@ -200,10 +166,6 @@ def main():
             security_group_ids=dict(
                 type="dict", required=True, options={role: dict(type="str") for role in ROLES}
             ),
-            instance_types=dict(type="dict", default={}, options=instance_type_options()),
-            root_volume_size=dict(type="int", default=10),
-            ssh_public_key=dict(type="str", required=True, no_log=False),
-            wait_timeout=dict(type="int", default=600),
         ),
         supports_check_mode=True,
     )
@@ -219,11 +181,9 @@ def main():
 
     changes = Changes(module)
     key_name, instances = ensure_instances(
-        module, module.client("ec2", retry_decorator=AWSRetry.jittered_backoff()), changes, name, params, params["wait_timeout"]
+        module, client(module, "ec2"), changes, name, params, params["wait_timeout"]
     )
-    module.exit_json(
-        changed=changes.changed, actions=changes.actions, diff=changes.diff(), key_name=key_name, instances=instances
-    )
+    changes.exit_json(key_name=key_name, instances=instances)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,6 @@ description:
   - A route that points elsewhere, or a black hole left by a terminated bastion, is replaced.
     Other routes are left alone.
 options:
-  name:
-    description:
-      - The stack name, as in the C(Stack) tag of its resources.
-    required: true
-    type: str
-    aliases: [stack_name]
   network_interface_id:
     description:
       - The bastion's primary network interface, as returned by M(livestream.aws.instances).
@@ -32,6 +26,7 @@ options:
 author:
   - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
+  - livestream.aws.stack.name
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -59,32 +54,27 @@ actions:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.network import ensure_nat_route
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
+from ansible_collections.livestream.aws.plugins.module_utils.stack import client
+from ansible_collections.livestream.aws.plugins.module_utils.validation import check_mode_only_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import stack_errors
 
 
 def main():
     module = AnsibleAWSModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True, aliases=["stack_name"]),
-            network_interface_id=dict(type="str"),
-        ),
+        argument_spec=options.argument_spec(options.NAME, network_interface_id=dict(type="str")),
         supports_check_mode=True,
     )
     name, interface_id = module.params["name"], module.params["network_interface_id"]
-    errors = stack_errors(name)
-    if not interface_id and not module.check_mode:
-        errors.append("network_interface_id is required (it may only be left out in check mode)")
-    fail_on_errors(module, errors)
+    fail_on_errors(module, stack_errors(name) + check_mode_only_errors(module, "network_interface_id"))
 
     changes = Changes(module)
-    ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
-    route_table_id = ensure_nat_route(module, ec2, changes, name, interface_id)
-    module.exit_json(changed=changes.changed, actions=changes.actions, diff=changes.diff(), route_table_id=route_table_id)
+    route_table_id = ensure_nat_route(module, client(module, "ec2"), changes, name, interface_id)
+    changes.exit_json(route_table_id=route_table_id)
 
 
 if __name__ == "__main__":

@@ -23,36 +23,12 @@ description:
   - A VPC's or a subnet's block cannot change; a stack whose existing blocks differ from the
     ones asked for fails with both named, and nothing is changed.
   - Use M(livestream.aws.stack_teardown) to remove the network.
-options:
-  name:
-    description:
-      - The stack name, as in the C(Stack) tag of its resources.
-    required: true
-    type: str
-    aliases: [stack_name]
-  vpc_cidr:
-    description:
-      - The VPC's IPv4 block, V(/16) to V(/28).
-    type: str
-    default: 10.0.0.0/16
-  public_subnet_cidr:
-    description:
-      - The public subnet's block; inside O(vpc_cidr), apart from O(private_subnet_cidr).
-    type: str
-    default: 10.0.1.0/24
-  private_subnet_cidr:
-    description:
-      - The private subnet's block; inside O(vpc_cidr), apart from O(public_subnet_cidr).
-    type: str
-    default: 10.0.2.0/24
-  availability_zone:
-    description:
-      - The availability zone of both subnets.
-      - When not set, AWS picks one for the public subnet and the private subnet goes to the same one.
-    type: str
 author:
   - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
+  - livestream.aws.stack.name
+  - livestream.aws.stack.network
+  - livestream.aws.stack.availability_zone
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -118,10 +94,11 @@ actions:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.network import ensure_network
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
+from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import network_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import stack_errors
@@ -129,13 +106,7 @@ from ansible_collections.livestream.aws.plugins.module_utils.validation import s
 
 def main():
     module = AnsibleAWSModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True, aliases=["stack_name"]),
-            vpc_cidr=dict(type="str", default="10.0.0.0/16"),
-            public_subnet_cidr=dict(type="str", default="10.0.1.0/24"),
-            private_subnet_cidr=dict(type="str", default="10.0.2.0/24"),
-            availability_zone=dict(type="str"),
-        ),
+        argument_spec=options.argument_spec(options.NAME, options.NETWORK, options.AVAILABILITY_ZONE),
         supports_check_mode=True,
     )
     params = module.params
@@ -147,7 +118,7 @@ def main():
     changes = Changes(module)
     result = ensure_network(
         module,
-        module.client("ec2", retry_decorator=AWSRetry.jittered_backoff()),
+        client(module, "ec2"),
         changes,
         params["name"],
         params["vpc_cidr"],
@@ -155,7 +126,7 @@ def main():
         params["private_subnet_cidr"],
         params["availability_zone"],
     )
-    module.exit_json(changed=changes.changed, actions=changes.actions, diff=changes.diff(), **result)
+    changes.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,6 @@ description:
     created and found again by those tags, all three with one call.
   - Use M(livestream.aws.stack_teardown) to remove them.
 options:
-  name:
-    description:
-      - The stack name, as in the C(Stack) tag of its resources.
-    required: true
-    type: str
-    aliases: [stack_name]
   vpc_id:
     description:
       - The stack's VPC, as returned by M(livestream.aws.network).
@@ -38,21 +32,11 @@ options:
       - The private subnet's block; its hosts use the bastion as their NAT.
     type: str
     default: 10.0.2.0/24
-  admin_cidrs:
-    description:
-      - The IPv4 blocks allowed to reach the bastion over SSH. At least one.
-      - V(0.0.0.0/0) is refused unless O(allow_ssh_from_anywhere=true).
-    type: list
-    elements: str
-    required: true
-  allow_ssh_from_anywhere:
-    description:
-      - Accept an admin CIDR that opens SSH to the whole internet.
-    type: bool
-    default: false
 author:
   - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
+  - livestream.aws.stack.name
+  - livestream.aws.stack.access
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -89,11 +73,13 @@ actions:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.security_groups import ensure_security_groups
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
+from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 from ansible_collections.livestream.aws.plugins.module_utils.validation import admin_access_errors
+from ansible_collections.livestream.aws.plugins.module_utils.validation import check_mode_only_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import parse_cidr
 from ansible_collections.livestream.aws.plugins.module_utils.validation import stack_errors
@@ -101,33 +87,31 @@ from ansible_collections.livestream.aws.plugins.module_utils.validation import s
 
 def main():
     module = AnsibleAWSModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True, aliases=["stack_name"]),
+        argument_spec=options.argument_spec(
+            options.NAME,
+            options.ACCESS,
             vpc_id=dict(type="str"),
             private_subnet_cidr=dict(type="str", default="10.0.2.0/24"),
-            admin_cidrs=dict(type="list", elements="str", required=True),
-            allow_ssh_from_anywhere=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
     params = module.params
     errors = stack_errors(params["name"]) + admin_access_errors(params["admin_cidrs"], params["allow_ssh_from_anywhere"])
     parse_cidr("private subnet CIDR", params["private_subnet_cidr"], errors)
-    if not params["vpc_id"] and not module.check_mode:
-        errors.append("vpc_id is required (it may only be left out in check mode)")
+    errors += check_mode_only_errors(module, "vpc_id")
     fail_on_errors(module, errors)
 
     changes = Changes(module)
     group_ids = ensure_security_groups(
         module,
-        module.client("ec2", retry_decorator=AWSRetry.jittered_backoff()),
+        client(module, "ec2"),
         changes,
         params["name"],
         params["vpc_id"],
         params["private_subnet_cidr"],
         params["admin_cidrs"],
     )
-    module.exit_json(changed=changes.changed, actions=changes.actions, diff=changes.diff(), groups=group_ids)
+    changes.exit_json(groups=group_ids)
 
 
 if __name__ == "__main__":

@@ -13,16 +13,10 @@ description:
     by kind (VPCs, subnets, internet gateways, route tables, security groups, instances,
     Elastic IPs and key pairs). Terminated instances are left out.
   - Read-only; safe in check mode.
-options:
-  name:
-    description:
-      - The stack name, as in the C(Stack) tag of its resources.
-    required: true
-    type: str
-    aliases: [stack_name]
 author:
   - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
+  - livestream.aws.stack.name
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -102,15 +96,16 @@ except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.livestream.aws.plugins.module_utils import options
+from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 from ansible_collections.livestream.aws.plugins.module_utils.stack import describe_stack
 from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_name_error
 
 
 def main():
     module = AnsibleAWSModule(
-        argument_spec=dict(name=dict(type="str", required=True, aliases=["stack_name"])),
+        argument_spec=options.argument_spec(options.NAME),
         supports_check_mode=True,
     )
     name = module.params["name"]
@@ -118,7 +113,7 @@ def main():
     if error:
         module.fail_json(msg=error)
 
-    ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
+    ec2 = client(module, "ec2")
     try:
         resources = describe_stack(ec2, name)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:

@@ -22,111 +22,22 @@ description:
     check mode, reports what would be created or changed and changes nothing.
   - Use M(livestream.aws.stack_teardown) to remove the stack.
 options:
-  name:
-    description:
-      - The stack name; every resource is tagged C(Stack=<name>) and named C(<name>-<what>).
-    required: true
-    type: str
-    aliases: [stack_name]
-  vpc_cidr:
-    description:
-      - The VPC's IPv4 block, V(/16) to V(/28).
-    type: str
-    default: 10.0.0.0/16
-  public_subnet_cidr:
-    description:
-      - The public subnet's block; inside O(vpc_cidr), apart from O(private_subnet_cidr).
-    type: str
-    default: 10.0.1.0/24
-  private_subnet_cidr:
-    description:
-      - The private subnet's block; inside O(vpc_cidr), apart from O(public_subnet_cidr).
-    type: str
-    default: 10.0.2.0/24
-  availability_zone:
-    description:
-      - The availability zone of both subnets. When not set, AWS picks one.
-    type: str
-  admin_cidrs:
-    description:
-      - The IPv4 blocks allowed to reach the bastion over SSH. At least one.
-      - V(0.0.0.0/0) is refused unless O(allow_ssh_from_anywhere=true).
-    type: list
-    elements: str
-    required: true
-  allow_ssh_from_anywhere:
-    description:
-      - Accept an admin CIDR that opens SSH to the whole internet.
-    type: bool
-    default: false
-  domain:
-    description:
-      - The name the frontend is published under; inside O(hosted_zone).
-    type: str
-    required: true
-  hosted_zone:
-    description:
-      - The Route 53 public hosted zone that holds O(domain).
-    type: str
-    required: true
-  create_hosted_zone:
-    description:
-      - Create O(hosted_zone) when it does not exist (tagged C(Stack=<name>)).
-    type: bool
-    default: false
-  ami_family:
-    description:
-      - Which operating system the instances run.
-    type: str
-    choices: [debian12, ubuntu2404]
-    default: debian12
-  architecture:
-    description:
-      - The instances' CPU architecture.
-    type: str
-    choices: [x86_64, arm64]
-    default: x86_64
-  instance_types:
-    description:
-      - The instance type of each role. Roles not given keep their default.
-    type: dict
-    default: {}
-    suboptions:
-      bastion:
-        description: The bastion's instance type.
-        type: str
-        default: t3.micro
-      frontend:
-        description: The frontend's instance type.
-        type: str
-        default: t3.small
-      backend:
-        description: The backend's instance type.
-        type: str
-        default: t3.small
-  root_volume_size:
-    description:
-      - The size of each instance's root volume, in GiB.
-    type: int
-    default: 10
-  ssh_public_key:
-    description:
-      - The OpenSSH public key (the text of a C(.pub) file) the instances trust.
-    type: str
-    required: true
   ttl:
     description:
       - The DNS record's time to live, in seconds.
     type: int
     default: 300
-  wait_timeout:
-    description:
-      - How many seconds to wait for new or started instances to run.
-    type: int
-    default: 600
 author:
   - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
+  - livestream.aws.stack.name
+  - livestream.aws.stack.network
+  - livestream.aws.stack.availability_zone
+  - livestream.aws.stack.access
+  - livestream.aws.stack.dns
+  - livestream.aws.stack.ami
+  - livestream.aws.stack.ssh_key
+  - livestream.aws.stack.instances
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -205,37 +116,32 @@ actions:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.livestream.aws.plugins.module_utils.instances import ensure_instances
-from ansible_collections.livestream.aws.plugins.module_utils.instances import instance_type_options
 from ansible_collections.livestream.aws.plugins.module_utils.network import ensure_nat_route
 from ansible_collections.livestream.aws.plugins.module_utils.network import ensure_network
+from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.preflight import preflight
 from ansible_collections.livestream.aws.plugins.module_utils.preflight import stack_input_options
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_dns_record
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_frontend_address
 from ansible_collections.livestream.aws.plugins.module_utils.security_groups import ensure_security_groups
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
+from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 from ansible_collections.livestream.aws.plugins.module_utils.validation import normalize_dns_name
 
 
 def main():
     module = AnsibleAWSModule(
-        argument_spec=dict(
-            stack_input_options(),
-            availability_zone=dict(type="str"),
-            instance_types=dict(type="dict", default={}, options=instance_type_options()),
-            root_volume_size=dict(type="int", default=10),
-            ttl=dict(type="int", default=300),
-            wait_timeout=dict(type="int", default=600),
+        argument_spec=options.argument_spec(
+            stack_input_options(), options.AVAILABILITY_ZONE, options.INSTANCES, ttl=dict(type="int", default=300)
         ),
         supports_check_mode=True,
     )
     params = module.params
     name = params["name"]
-    ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
-    route53 = module.client("route53", retry_decorator=AWSRetry.jittered_backoff())
+    ec2 = client(module, "ec2")
+    route53 = client(module, "route53")
     image = preflight(module, ec2, route53)
 
     changes = Changes(module)
@@ -271,10 +177,7 @@ def main():
         create_hosted_zone=params["create_hosted_zone"], ttl=params["ttl"],
     )
 
-    module.exit_json(
-        changed=changes.changed,
-        actions=changes.actions,
-        diff=changes.diff(),
+    changes.exit_json(
         image=image,
         security_groups=groups,
         key_name=key_name,

@@ -20,12 +20,6 @@ description:
   - In check mode, reports what would be removed and removes nothing. Running it on a stack
     that is gone changes nothing.
 options:
-  name:
-    description:
-      - The stack name, as in the C(Stack) tag of its resources.
-    required: true
-    type: str
-    aliases: [stack_name]
   domain:
     description:
       - The stack's DNS name, whose A record goes too. Requires O(hosted_zone).
@@ -42,6 +36,7 @@ options:
 author:
   - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
+  - livestream.aws.stack.name
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -102,10 +97,11 @@ except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
+from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.stack import STACK_TAG
+from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 from ansible_collections.livestream.aws.plugins.module_utils.stack import describe_stack
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import find_a_record
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import find_hosted_zone
@@ -157,7 +153,7 @@ def to_boto3_permission(permission):
 def remove_dns(module, teardown, name, stack_addresses):
     params = module.params
     domain, zone_name = normalize_dns_name(params["domain"]), normalize_dns_name(params["hosted_zone"])
-    route53 = module.client("route53", retry_decorator=AWSRetry.jittered_backoff())
+    route53 = client(module, "route53")
     zone_id = find_hosted_zone(module, route53, zone_name)
     if zone_id is None:
         return
@@ -190,8 +186,8 @@ def remove_dns(module, teardown, name, stack_addresses):
 
 def main():
     module = AnsibleAWSModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True, aliases=["stack_name"]),
+        argument_spec=options.argument_spec(
+            options.NAME,
             domain=dict(type="str"),
             hosted_zone=dict(type="str"),
             wait_timeout=dict(type="int", default=900),
@@ -206,7 +202,7 @@ def main():
         errors += domain_errors(params["domain"], params["hosted_zone"])
     fail_on_errors(module, errors)
 
-    ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=STILL_IN_USE))
+    ec2 = client(module, "ec2", catch_extra_error_codes=STILL_IN_USE)
     teardown = Teardown(module, ec2)
     step = f"find the resources of stack {name!r}"
     try:

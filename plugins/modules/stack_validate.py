@@ -17,75 +17,15 @@ description:
   - Run it first (as C(playbooks/provision.yml) does) so that a bad input stops the run
     before any resource exists.
   - Read-only; safe in check mode.
-options:
-  name:
-    description:
-      - The stack name, as in the C(Stack) tag of its resources.
-    required: true
-    type: str
-    aliases: [stack_name]
-  vpc_cidr:
-    description:
-      - The VPC's IPv4 block, V(/16) to V(/28).
-    type: str
-    default: 10.0.0.0/16
-  public_subnet_cidr:
-    description:
-      - The public subnet's block; inside O(vpc_cidr), apart from O(private_subnet_cidr).
-    type: str
-    default: 10.0.1.0/24
-  private_subnet_cidr:
-    description:
-      - The private subnet's block; inside O(vpc_cidr), apart from O(public_subnet_cidr).
-    type: str
-    default: 10.0.2.0/24
-  admin_cidrs:
-    description:
-      - The IPv4 blocks allowed to reach the bastion over SSH. At least one.
-      - V(0.0.0.0/0) is refused unless O(allow_ssh_from_anywhere=true).
-    type: list
-    elements: str
-    required: true
-  allow_ssh_from_anywhere:
-    description:
-      - Accept an admin CIDR that opens SSH to the whole internet.
-    type: bool
-    default: false
-  domain:
-    description:
-      - The name the frontend is published under; inside O(hosted_zone).
-    type: str
-    required: true
-  hosted_zone:
-    description:
-      - The Route 53 public hosted zone that holds O(domain).
-    type: str
-    required: true
-  create_hosted_zone:
-    description:
-      - Whether the provisioning will create O(hosted_zone). When V(false), the zone must exist.
-    type: bool
-    default: false
-  ami_family:
-    description:
-      - Which operating system the instances run.
-    type: str
-    choices: [debian12, ubuntu2404]
-    default: debian12
-  architecture:
-    description:
-      - The instances' CPU architecture.
-    type: str
-    choices: [x86_64, arm64]
-    default: x86_64
-  ssh_public_key:
-    description:
-      - The OpenSSH public key (the text of a C(.pub) file) the instances will trust.
-    type: str
-    required: true
 author:
   - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
+  - livestream.aws.stack.name
+  - livestream.aws.stack.network
+  - livestream.aws.stack.access
+  - livestream.aws.stack.dns
+  - livestream.aws.stack.ami
+  - livestream.aws.stack.ssh_key
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -141,19 +81,15 @@ image:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.livestream.aws.plugins.module_utils.preflight import preflight
 from ansible_collections.livestream.aws.plugins.module_utils.preflight import stack_input_options
+from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 
 
 def main():
     module = AnsibleAWSModule(argument_spec=stack_input_options(), supports_check_mode=True)
-    image = preflight(
-        module,
-        module.client("ec2", retry_decorator=AWSRetry.jittered_backoff()),
-        module.client("route53", retry_decorator=AWSRetry.jittered_backoff()),
-    )
+    image = preflight(module, client(module, "ec2"), client(module, "route53"))
     module.exit_json(changed=False, image=image)
 
 

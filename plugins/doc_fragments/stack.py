@@ -1,0 +1,143 @@
+# -*- coding: utf-8 -*-
+# Copyright: livestream.aws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# The options several livestream.aws modules share, one fragment per group. Each fragment
+# matches, option for option, the argument spec of the same name in
+# plugins/module_utils/options.py.
+
+
+class ModuleDocFragment:
+    NAME = r"""
+options:
+  name:
+    description:
+      - The stack name, as in the C(Stack) tag of its resources; every resource is tagged
+        C(Stack=<name>) and named C(<name>-<what>).
+    required: true
+    type: str
+    aliases: [stack_name]
+"""
+
+    NETWORK = r"""
+options:
+  vpc_cidr:
+    description:
+      - The VPC's IPv4 block, V(/16) to V(/28).
+    type: str
+    default: 10.0.0.0/16
+  public_subnet_cidr:
+    description:
+      - The public subnet's block; inside O(vpc_cidr), apart from O(private_subnet_cidr).
+    type: str
+    default: 10.0.1.0/24
+  private_subnet_cidr:
+    description:
+      - The private subnet's block; inside O(vpc_cidr), apart from O(public_subnet_cidr).
+    type: str
+    default: 10.0.2.0/24
+"""
+
+    AVAILABILITY_ZONE = r"""
+options:
+  availability_zone:
+    description:
+      - The availability zone of both subnets.
+      - When not set, AWS picks one for the public subnet and the private subnet goes to the same one.
+    type: str
+"""
+
+    ACCESS = r"""
+options:
+  admin_cidrs:
+    description:
+      - The IPv4 blocks allowed to reach the bastion over SSH. At least one.
+      - V(0.0.0.0/0) is refused unless O(allow_ssh_from_anywhere=true).
+    type: list
+    elements: str
+    required: true
+  allow_ssh_from_anywhere:
+    description:
+      - Accept an admin CIDR that opens SSH to the whole internet.
+    type: bool
+    default: false
+"""
+
+    DNS = r"""
+options:
+  domain:
+    description:
+      - The name the frontend is published under; inside O(hosted_zone) (the zone's apex is allowed).
+    type: str
+    required: true
+  hosted_zone:
+    description:
+      - The Route 53 public hosted zone that holds O(domain).
+    type: str
+    required: true
+  create_hosted_zone:
+    description:
+      - Create O(hosted_zone) (tagged C(Stack=<name>)) when there is none of that name. When
+        V(false), the zone must exist.
+      - The zone's name servers must then be delegated to by its parent before the name resolves
+        on the internet.
+    type: bool
+    default: false
+"""
+
+    AMI = r"""
+options:
+  ami_family:
+    description:
+      - Which operating system the instances run.
+    type: str
+    choices: [debian12, ubuntu2404]
+    default: debian12
+  architecture:
+    description:
+      - The instances' CPU architecture.
+    type: str
+    choices: [x86_64, arm64]
+    default: x86_64
+"""
+
+    SSH_KEY = r"""
+options:
+  ssh_public_key:
+    description:
+      - The OpenSSH public key (the text of a C(.pub) file) the instances trust.
+    type: str
+    required: true
+"""
+
+    INSTANCES = r"""
+options:
+  instance_types:
+    description:
+      - The instance type of each role. Roles not given keep their default.
+    type: dict
+    default: {}
+    suboptions:
+      bastion:
+        description: The bastion's instance type.
+        type: str
+        default: t3.micro
+      frontend:
+        description: The frontend's instance type.
+        type: str
+        default: t3.small
+      backend:
+        description: The backend's instance type.
+        type: str
+        default: t3.small
+  root_volume_size:
+    description:
+      - The size of each instance's root volume, in GiB.
+    type: int
+    default: 10
+  wait_timeout:
+    description:
+      - How many seconds to wait for new or started instances to run.
+    type: int
+    default: 600
+"""
