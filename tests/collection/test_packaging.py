@@ -52,7 +52,7 @@ def test_tarball_ships_the_collection_and_nothing_of_the_workshop(tarball):
     for needed in ("MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml", "plugins/modules/stack_info.py"):
         assert needed in names
     tops = {name.split("/")[0] for name in names}
-    for workshop in (".venv", ".git", "build", "lab", "tests", "benchmarks", ".lab", "Makefile"):
+    for workshop in (".venv", ".git", "build", "lab", "molecule", "tests", "benchmarks", "Makefile"):
         assert workshop not in tops, f"{workshop} must not be in the tarball"
 
 
