@@ -5,13 +5,12 @@ at its end."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from lab_support import inventory_hosts, require_lab_host, ssh as lab_ssh
 from livestream_lab import config, lab as lab_flow
 
 STACK = "e2e"
@@ -25,10 +24,7 @@ def lab_config():
 @pytest.fixture(scope="session")
 def lab(lab_config):
     """The lab's summary (lab.json), with the service configured by site.yml."""
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    if not shutil.which("systemd-nspawn"):
-        pytest.fail("missing lab tools: run `make setup-lab`")
+    require_lab_host()
     lab_flow.down(lab_config)  # a lab left over by an interrupted run
     try:
         summary = lab_flow.up(lab_config)
@@ -38,19 +34,9 @@ def lab(lab_config):
 
 
 @pytest.fixture(scope="session")
-def machines(lab):
+def machines(lab_config, lab):
     """role -> {name, address}, from the inventory plugin's view of the stack."""
-    def inventory(*arguments: str) -> dict:
-        result = subprocess.run(["ansible-inventory", "-i", lab["inventory"], *arguments],
-                                capture_output=True, text=True, check=True, timeout=120)
-        return json.loads(result.stdout)
-
-    groups = inventory("--list")
-    found = {}
-    for role in ("bastion", "frontend", "backend"):
-        name = groups[role]["hosts"][0]
-        found[role] = {"name": name, "address": inventory("--host", name)["ansible_host"]}
-    return found
+    return inventory_hosts(lab_config)
 
 
 @pytest.fixture(scope="session")
@@ -61,10 +47,9 @@ def stream_key(lab_config, lab):
 
 
 @pytest.fixture(scope="session")
-def ssh(lab):
+def ssh(lab_config, lab):
     """Runs a command on a lab machine the way an admin would: ssh with the lab's config,
-    the backend through the bastion."""
+    the backend through the bastion. The caller judges the result."""
     def run(host: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run(["ssh", "-F", lab["ssh_config"], host, command],
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        return lab_ssh(lab_config, host, command, check=False, timeout=timeout)
     return run

@@ -1,4 +1,5 @@
-"""What the lab tests share: the host snapshot, ssh to machines, the inventory's view."""
+"""What the suites that run on a lab (tests/lab, tests/e2e) share: the host check, the
+host snapshot, ssh to machines, the inventory plugin's view of the stack."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from livestream_lab import config, lab as lab_flow
 
+# the stack tests/lab runs its lab under (tests/e2e has its own, so both can run at once)
 STACK = "labtest"
 
 
@@ -88,9 +90,21 @@ def ssh(lab_config, host: str, command: str, check: bool = True, timeout: float 
     return result
 
 
+def inventory_hosts(lab_config) -> dict[str, dict[str, str]]:
+    """role -> {name, address}, from the inventory plugin's view of the stack."""
+    def inventory(*arguments: str) -> dict:
+        result = subprocess.run(["ansible-inventory", "-i", str(lab_flow.inventory_path(lab_config)), *arguments],
+                                capture_output=True, text=True, check=True, timeout=120)
+        return json.loads(result.stdout)
+
+    groups = inventory("--list")
+    hosts = {}
+    for role in ("bastion", "frontend", "backend"):
+        name = groups[role]["hosts"][0]
+        hosts[role] = {"name": name, "address": inventory("--host", name)["ansible_host"]}
+    return hosts
+
+
 def machine_names(lab_config) -> dict[str, str]:
     """role -> machine name, from the inventory plugin's view of the stack."""
-    result = subprocess.run(["ansible-inventory", "-i", str(lab_flow.inventory_path(lab_config)), "--list"],
-                            capture_output=True, text=True, check=True)
-    inventory = json.loads(result.stdout)
-    return {role: inventory[role]["hosts"][0] for role in ("bastion", "frontend", "backend")}
+    return {role: host["name"] for role, host in inventory_hosts(lab_config).items()}
