@@ -1,0 +1,78 @@
+"""The service on a lab of its own, for the benchmarks that measure it (latency, viewers,
+encoding): up for the benchmark, down at its end, beside any other lab.
+
+    with service_lab("bench-latency") as service:
+        service.ssh(service.machines["backend"]["name"], "uptime")
+        service.configure(livestream_hls_fragment_seconds=5)   # site settings for one arm
+
+The benchmarks import the test probes (tests/probes) and the lab helpers the test suites
+use (tests/lab_support.py); this module puts tests/ on the path for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+for path in (ROOT / "tests", ROOT / "lab"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from lab_support import inventory_hosts, ssh as lab_ssh  # noqa: E402
+from livestream_lab import config, lab as lab_flow  # noqa: E402
+
+
+@dataclass
+class Service:
+    lab: config.LabConfig
+    summary: dict
+    machines: dict[str, dict[str, str]]
+
+    def ssh(self, host: str, command: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+        return lab_ssh(self.lab, host, command, check=check, timeout=timeout)
+
+    def configure(self, **overrides) -> None:
+        """Run playbooks/configure.yml on the lab with these variables on top of the lab's
+        own (extra vars): how a benchmark switches between the arms it compares."""
+        env = {**os.environ, **_aws_env(self.lab)}
+        command = ["ansible-playbook", "-i", self.summary["inventory"], str(ROOT / "playbooks" / "configure.yml")]
+        if overrides:
+            command += ["-e", json.dumps(overrides)]
+        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"configure.yml with {overrides} failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
+
+
+def _aws_env(lab: config.LabConfig) -> dict[str, str]:
+    values = {}
+    for line in (lab.state_dir / "aws.env").read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key] = value
+    return values
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        sys.exit("the benchmarks run the service on a lab, which needs root")
+
+
+@contextlib.contextmanager
+def service_lab(stack: str, keep: bool = False):
+    """A lab under `stack` with the service configured by site.yml; taken down at the end
+    unless `keep` (then `LIVESTREAM_STACK=<stack> make lab-down` removes it)."""
+    require_root()
+    settings = config.load(stack)
+    lab_flow.down(settings)  # a lab left over by an interrupted run
+    try:
+        summary = lab_flow.up(settings)
+        yield Service(settings, summary, inventory_hosts(settings))
+    finally:
+        if not keep:
+            lab_flow.down(settings)
