@@ -3,6 +3,7 @@ host snapshot, ssh to machines, the inventory plugin's view of the stack."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -108,3 +109,22 @@ def inventory_hosts(lab_config) -> dict[str, dict[str, str]]:
 def machine_names(lab_config) -> dict[str, str]:
     """role -> machine name, from the inventory plugin's view of the stack."""
     return {role: host["name"] for role, host in inventory_hosts(lab_config).items()}
+
+
+@contextlib.contextmanager
+def service_lab(stack: str):
+    """A lab under `stack` with the service configured by site.yml (its summary, lab.json),
+    taken down at the end; one left over by an interrupted run is removed first."""
+    require_lab_host()
+    settings = config.load(stack)
+    lab_flow.down(settings)
+    try:
+        yield lab_flow.up(settings)
+    finally:
+        lab_flow.down(settings)
+
+
+def stream_key(lab_config, stream: str = "test") -> str:
+    """The publish key of a stream, where site.yml generated it on the controller."""
+    settings = json.loads((lab_config.state_dir / "group_vars" / "all.json").read_text())
+    return (Path(settings["livestream_credentials_dir"]) / f"stream-key-{stream}").read_text().strip()

@@ -1,19 +1,18 @@
 """One lab with the whole service configured, under a stack name of its own ("e2e", so
-that it runs beside make lab, molecule and tests/lab), up for the session and taken down
-at its end."""
+that it runs beside make lab, molecule and tests/lab; LIVESTREAM_E2E_STACK names another),
+up for the session and taken down at its end."""
 
 from __future__ import annotations
 
-import json
+import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from lab_support import inventory_hosts, require_lab_host, ssh as lab_ssh
-from livestream_lab import config, lab as lab_flow
+from lab_support import inventory_hosts, service_lab, ssh as lab_ssh, stream_key as read_stream_key
+from livestream_lab import config
 
-STACK = "e2e"
+STACK = os.environ.get("LIVESTREAM_E2E_STACK", "e2e")
 
 
 @pytest.fixture(scope="session")
@@ -24,13 +23,8 @@ def lab_config():
 @pytest.fixture(scope="session")
 def lab(lab_config):
     """The lab's summary (lab.json), with the service configured by site.yml."""
-    require_lab_host()
-    lab_flow.down(lab_config)  # a lab left over by an interrupted run
-    try:
-        summary = lab_flow.up(lab_config)
+    with service_lab(lab_config.stack) as summary:
         yield summary
-    finally:
-        lab_flow.down(lab_config)
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +36,7 @@ def machines(lab_config, lab):
 @pytest.fixture(scope="session")
 def stream_key(lab_config, lab):
     """The key of the default stream "test", where site.yml generated it."""
-    settings = json.loads((lab_config.state_dir / "group_vars" / "all.json").read_text())
-    return (Path(settings["livestream_credentials_dir"]) / "stream-key-test").read_text().strip()
+    return read_stream_key(lab_config)
 
 
 @pytest.fixture(scope="session")
