@@ -29,6 +29,9 @@ class Segment:
     uri: str
     duration: float
     sequence: int
+    # an EXT-X-DISCONTINUITY comes before it: a new encoder session starts here (nginx-rtmp
+    # marks the first segment after a publisher reconnects)
+    discontinuity: bool = False
 
 
 @dataclass
@@ -66,6 +69,7 @@ def parse_playlist(text: str, url: str) -> Playlist:
     playlist = Playlist(url=url)
     pending_duration: float | None = None
     pending_variant: dict[str, str] | None = None
+    pending_discontinuity = False
     sequence = 0
     for line in lines[1:]:
         if line.startswith("#EXT-X-TARGETDURATION:"):
@@ -76,6 +80,8 @@ def parse_playlist(text: str, url: str) -> Playlist:
             pending_duration = float(line.split(":", 1)[1].split(",", 1)[0])
         elif line.startswith("#EXT-X-STREAM-INF:"):
             pending_variant = _attributes(line.split(":", 1)[1])
+        elif line == "#EXT-X-DISCONTINUITY":
+            pending_discontinuity = True
         elif line.startswith("#EXT-X-ENDLIST"):
             playlist.ended = True
         elif not line.startswith("#"):
@@ -88,9 +94,11 @@ def parse_playlist(text: str, url: str) -> Playlist:
                 ))
                 pending_variant = None
             elif pending_duration is not None:
-                playlist.segments.append(Segment(uri=absolute, duration=pending_duration, sequence=sequence))
+                playlist.segments.append(Segment(uri=absolute, duration=pending_duration, sequence=sequence,
+                                                 discontinuity=pending_discontinuity))
                 sequence += 1
                 pending_duration = None
+                pending_discontinuity = False
     return playlist
 
 
@@ -135,7 +143,11 @@ class HlsClient:
         parts = urllib.parse.urlsplit(url)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        sock = socket.create_connection((self.address(host), port), timeout=self.timeout)
+        try:
+            sock = socket.create_connection((self.address(host), port), timeout=self.timeout)
+        except OSError as error:
+            # refused or unreachable (a server restarting, a machine rebooting)
+            raise HlsError(f"GET {url}: {error}") from error
         try:
             if parts.scheme == "https":
                 sock = self.context.wrap_socket(sock, server_hostname=host)

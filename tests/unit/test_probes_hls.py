@@ -4,6 +4,7 @@ playlists, whether a stream moves, and simulated viewers with their lateness."""
 from __future__ import annotations
 
 import os
+import socket
 import time
 
 import pytest
@@ -54,6 +55,25 @@ def test_playlists_parse_with_absolute_uris():
     with pytest.raises(HlsError):
         parse_playlist("<html>", "https://site/")
 
+
+
+def test_a_discontinuity_marks_the_segment_after_it():
+    # what nginx-rtmp writes when a publisher comes back after a drop
+    text = MEDIA.replace("42.ts", "42.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:1.000,\n43.ts\n#EXTINF:1.000,\n44.ts")
+    media = parse_playlist(text, "https://site/hls/test.m3u8")
+    assert [(s.sequence, s.discontinuity) for s in media.segments] == [(41, False), (42, False), (43, True), (44, False)]
+
+
+def test_a_refused_connection_is_an_hls_error_and_counted_while_waiting():
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = HlsClient(resolve={SITE: "127.0.0.1"}, timeout=1)
+    url = f"https://{SITE}:{port}/live.m3u8"
+    with pytest.raises(HlsError, match="refused"):
+        client.get(url)
+    waited = client.playlist_advances(url, within_s=0.5)
+    assert not waited and waited.errors and "refused" in waited.errors[0]
 
 def test_tls_is_verified_against_the_given_ca(tls, tmp_path):
     (tmp_path / "live.m3u8").write_text(MEDIA)
