@@ -7,7 +7,8 @@
 #   make build      the collection tarball in build/
 #
 # Everything installs itself: Debian packages from bindep.txt, a virtualenv from the
-# pinned requirements*.txt. A second run skips what is already there.
+# pinned requirements.txt + requirements-dev.txt (.venv), and one for the TLS scanner from
+# requirements-tls.txt (.venv-tls). A second run skips what is already there.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -16,6 +17,8 @@ SHELL := /bin/bash
 ROOT := $(abspath .)
 VENV ?= $(ROOT)/.venv
 BIN := $(VENV)/bin
+# sslyze pins a cryptography older than ours: it lives in a venv of its own
+TLS_VENV ?= $(ROOT)/.venv-tls
 PYTHON ?= python3
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL := build/livestream-aws-$(VERSION).tar.gz
@@ -28,6 +31,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PYTHONPATH := $(ROOT)/lab
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
+export LIVESTREAM_TLS_VENV := $(TLS_VENV)
 
 .PHONY: help setup setup-lab test lint sanity pytest molecule build lab lab-down bench clean
 
@@ -39,7 +43,7 @@ help:
 setup: $(VENV)/.installed $(COLLECTION_LINK)
 	@scripts/setup-host test
 
-setup-lab: setup
+setup-lab: setup $(TLS_VENV)/.installed
 	@scripts/setup-host lab
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -47,6 +51,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(TLS_VENV)/.installed: requirements-tls.txt
+	$(PYTHON) -m venv $(TLS_VENV)
+	$(TLS_VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip
+	$(TLS_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-tls.txt
 	touch $@
 
 $(COLLECTION_LINK):
