@@ -42,21 +42,13 @@ class Service:
     def configure(self, **overrides) -> None:
         """Run playbooks/configure.yml on the lab with these variables on top of the lab's
         own (extra vars): how a benchmark switches between the arms it compares."""
-        env = {**os.environ, **_aws_env(self.lab)}
+        env = {**os.environ, **lab_support.aws_environment(self.lab)}
         command = ["ansible-playbook", "-i", self.summary["inventory"], str(ROOT / "playbooks" / "configure.yml")]
         if overrides:
             command += ["-e", json.dumps(overrides)]
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"configure.yml with {overrides} failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
-
-
-def _aws_env(lab: config.LabConfig) -> dict[str, str]:
-    values = {}
-    for line in (lab.state_dir / "aws.env").read_text().splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        values[key] = value
-    return values
 
 
 def require_root() -> None:

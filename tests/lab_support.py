@@ -128,3 +128,12 @@ def stream_key(lab_config, stream: str = "test") -> str:
     """The publish key of a stream, where site.yml generated it on the controller."""
     settings = json.loads((lab_config.state_dir / "group_vars" / "all.json").read_text())
     return (Path(settings["livestream_credentials_dir"]) / f"stream-key-{stream}").read_text().strip()
+
+
+def aws_environment(lab_config) -> dict[str, str]:
+    """The lab API's endpoint and credentials, from the aws.env the lab writes for shells."""
+    values = {}
+    for line in (lab_config.state_dir / "aws.env").read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key] = value
+    return values

@@ -162,7 +162,8 @@ def _vpc_cidr(lab: LabConfig, state: State) -> ipaddress.IPv4Network:
 
 def write_access(lab: LabConfig, stack: Stack) -> None:
     """An ssh config for people and tests (`ssh -F <state>/ssh_config live-backend`):
-    private addresses, the backend through the bastion, the machines' known host keys.
+    private addresses, every machine but the bastion through the bastion (the security
+    groups let SSH in from the bastion only), the machines' known host keys.
     Ansible uses the inventory plugin instead (write_inventory)."""
     bastion = stack.by_role("bastion")
     known_hosts = []
@@ -172,9 +173,8 @@ def write_access(lab: LabConfig, stack: Stack) -> None:
         for key in sorted((root / "etc/ssh").glob("ssh_host_*_key.pub")):
             kind, material = key.read_text().split()[:2]
             known_hosts.append(f"{instance.private_address} {kind} {material}")
-        subnet = stack.subnet(instance.interfaces[0].subnet_id)
         config_lines += [f"Host {instance.name} {instance.private_address}", f"  HostName {instance.private_address}"]
-        if not subnet.public:
+        if instance.id != bastion.id:
             config_lines.append(f"  ProxyJump admin@{bastion.private_address}")
     config_lines += [
         "Host *", "  User admin", f"  IdentityFile {lab.ssh_key}", "  IdentitiesOnly yes",

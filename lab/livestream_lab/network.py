@@ -12,14 +12,22 @@ The root namespace gets routes to the public subnets (those whose route table se
 from it, as from the internet. Private subnets send 0.0.0.0/0 where their route table
 says (the bastion's interface): the router forwards and nothing NATs, so the backend
 reaches the outside only if the bastion forwards and masquerades.
+
+Security groups are enforced where AWS enforces them, at each instance's interface: the
+subnet bridges hand IPv4 frames to the root namespace's iptables (br_netfilter), and a
+chain per machine port holds its groups' rules, stateful like AWS's (conntrack). A frame
+between two machines of one subnet never meets the router, so filtering on the router
+alone would not do.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import shutil
+from pathlib import Path
 
 from .config import LabConfig
-from .stack import Stack, Subnet
+from .stack import Permission, Stack, Subnet
 from .system import link_exists, output, run
 
 # route table ids in the router namespace: one per subnet, from this base
@@ -71,7 +79,7 @@ def up(lab: LabConfig, stack: Stack) -> None:
 
     _program_router(lab, stack)
     _root_routes(lab, stack)
-    _host_firewall(lab, stack)
+    _security_groups(lab, stack)
 
 
 def _program_router(lab: LabConfig, stack: Stack) -> None:
@@ -138,22 +146,109 @@ def _root_routes(lab: LabConfig, stack: Stack) -> None:
             run("ip", "route", "replace", str(subnet.cidr), "via", str(lab.router_transit_address))
 
 
-def _host_firewall(lab: LabConfig, stack: Stack) -> None:
-    """Let the subnet bridges switch even when the host's FORWARD policy is DROP (Docker)."""
-    existing = output("iptables", "-w", "-S", "FORWARD")
+def _sg_chain(lab: LabConfig) -> str:
+    return f"ls{lab.tag}-sg"
+
+
+def _match(permission: Permission, peer: str, direction: str) -> list[str]:
+    """iptables match arguments for one peer of a rule (direction: "-s" in, "-d" out)."""
+    protocol = {"6": "tcp", "17": "udp", "1": "icmp"}.get(permission.protocol, permission.protocol)
+    words = [direction, peer]
+    if protocol in ("-1", "all"):
+        return words
+    words += ["-p", protocol]
+    low, high = permission.from_port, permission.to_port
+    if protocol in ("tcp", "udp") and low not in (None, -1):
+        words += ["--dport", f"{low}:{high}" if high not in (None, low) else str(low)]
+    elif protocol == "icmp" and low not in (None, -1):
+        words += ["--icmp-type", f"{low}/{high}" if high not in (None, -1) else str(low)]
+    return words
+
+
+def _security_group_rules(lab: LabConfig, stack: Stack) -> list[str]:
+    """iptables-restore lines: one chain that every frame crossing a subnet bridge goes
+    through, and for each machine port an egress chain (RETURN = allowed) and an ingress
+    chain (ACCEPT = allowed). A new connection between two machines must pass the sender's
+    egress and the receiver's ingress rules; answers pass as established."""
+    main = _sg_chain(lab)
+    chains, rules = [main], [f"-A {main} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"]
+    # the router's own address on a subnet is the lab's seat (AWS's hypervisor): its probes
+    # (is sshd up yet?) pass; traffic it routes keeps its sources and is filtered
+    for index, subnet in enumerate(stack.subnets):
+        rules.append(f"-A {main} -m physdev --physdev-in {lab.router_leg(index)[0]} -s {subnet.router_address}/32 -j ACCEPT")
+    for index, instance in enumerate(stack.instances):
+        for number, interface in enumerate(instance.interfaces):
+            port = lab.machine_veth(index, number)
+            groups = [stack.security_groups[g] for g in interface.groups if g in stack.security_groups]
+            chains += [f"{port}-out", f"{port}-in"]
+            rules.append(f"-A {main} -m physdev --physdev-is-bridged --physdev-in {port} -j {port}-out")
+            rules.append(f"-A {main} -m physdev --physdev-is-bridged --physdev-out {port} -j {port}-in")
+            for group in groups:
+                for permission in group.egress:
+                    rules += [f"-A {port}-out {' '.join(_match(permission, peer, '-d'))} -j RETURN" for peer in permission.peers]
+                for permission in group.ingress:
+                    rules += [f"-A {port}-in {' '.join(_match(permission, peer, '-s'))} -j ACCEPT" for peer in permission.peers]
+            rules += [f"-A {port}-out -j DROP", f"-A {port}-in -j DROP"]
+    # passed the sender's egress rules, and the receiver is the router: on its way
+    rules.append(f"-A {main} -j ACCEPT")
+    return ["*filter"] + [f":{chain} - [0:0]" for chain in chains] + rules + ["COMMIT"]
+
+
+# where this lab hooks into the root namespace's own chains
+HOOKED_CHAINS = (("filter", "FORWARD"), ("raw", "PREROUTING"))
+
+
+def _our_rules(lab: LabConfig, table: str, chain: str) -> list[str]:
+    """This lab's rules in one of the root namespace's chains, as `iptables -S` prints them."""
+    return [line for line in output("iptables", "-w", "-t", table, "-S", chain).splitlines()
+            if f'--comment "{comment(lab)}"' in line or f"--comment {comment(lab)}" in line]
+
+
+def conntrack_zone(lab: LabConfig, subnet_index: int) -> int:
+    """Each subnet bridge tracks connections in a zone of its own: a connection from the
+    private subnet to the public one crosses two bridges, and with one shared entry the
+    first bridge to see an RST would end it before the second one let the RST through."""
+    return 1 + (lab.number * 8 + subnet_index) % 65534
+
+
+def _security_groups(lab: LabConfig, stack: Stack) -> None:
+    """Enforce the API's security groups on the machines' ports; rewritten whole on every
+    run, so that `up` follows rules changed in the API. Also lets the subnet bridges switch
+    when the host's FORWARD policy is DROP (Docker)."""
+    if not Path("/proc/sys/net/bridge").exists() and shutil.which("modprobe"):
+        run("modprobe", "br_netfilter")  # a module on Debian's kernel, built in on others
     for index in range(len(stack.subnets)):
-        bridge = lab.bridge(index)
-        rule = ["FORWARD", "-i", bridge, "-o", bridge, "-m", "comment", "--comment", comment(lab), "-j", "ACCEPT"]
-        if f"-i {bridge} -o {bridge}" not in existing:
-            run("iptables", "-w", "-I", *rule)
+        run("ip", "link", "set", lab.bridge(index), "type", "bridge", "nf_call_iptables", "1")
+    _remove_hooks(lab)
+    _remove_chains(lab)
+    run("iptables-restore", "-w", "--noflush", stdin_text="\n".join(_security_group_rules(lab, stack)) + "\n")
+    for index in range(len(stack.subnets)):
+        bridge, mark = lab.bridge(index), ["-m", "comment", "--comment", comment(lab)]
+        run("iptables", "-w", "-t", "raw", "-I", "PREROUTING", "-i", bridge, *mark,
+            "-j", "CT", "--zone", str(conntrack_zone(lab, index)))
+        run("iptables", "-w", "-I", "FORWARD", "-i", bridge, "-o", bridge, *mark, "-j", _sg_chain(lab))
+
+
+def _remove_hooks(lab: LabConfig) -> None:
+    for table, chain in HOOKED_CHAINS:
+        for line in _our_rules(lab, table, chain):
+            run("iptables", "-w", "-t", table, *line.replace("-A", "-D", 1).replace('"', "").split(), check=False)
+
+
+def _remove_chains(lab: LabConfig) -> None:
+    chains = [line.split()[1] for line in output("iptables", "-w", "-S").splitlines()
+              if line.startswith(f"-N ls{lab.tag}")]
+    for chain in chains:
+        run("iptables", "-w", "-F", chain, check=False)
+    for chain in chains:
+        run("iptables", "-w", "-X", chain, check=False)
 
 
 def down(lab: LabConfig) -> None:
     """Remove every kernel object of the lab, found by name: works after a partial up."""
     prefix = f"ls{lab.tag}"
-    for line in output("iptables", "-w", "-S").splitlines():
-        if f'--comment "{comment(lab)}"' in line or f"--comment {comment(lab)}" in line:
-            run("iptables", "-w", *line.replace("-A", "-D", 1).replace('"', "").split(), check=False)
+    _remove_hooks(lab)
+    _remove_chains(lab)
     if lab.netns in output("ip", "netns", "list").split():
         run("ip", "netns", "del", lab.netns)
     for line in output("ip", "-o", "link", "show").splitlines():

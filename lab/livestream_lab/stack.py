@@ -1,7 +1,8 @@
 """What the lab's AWS API says the stack is: the facts the lab realizes.
 
-The lab never decides an address or a route itself: subnets, route tables, instances,
-their private addresses, the key pair and the DNS records all come from the API.
+The lab never decides an address, a route or a firewall rule itself: subnets, route
+tables, instances, their private addresses and security groups, the key pair and the DNS
+records all come from the API.
 """
 
 from __future__ import annotations
@@ -20,6 +21,24 @@ class Interface:
     eni: str
     subnet_id: str
     address: ipaddress.IPv4Address
+    groups: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Permission:
+    """One rule of a security group in one direction, with every peer as IPv4 CIDRs: a
+    rule naming another group stands for the addresses of the stack's interfaces in it."""
+    protocol: str  # "-1" (all), "tcp", "udp", "icmp" or a protocol number
+    from_port: int | None
+    to_port: int | None
+    peers: list[str]
+
+
+@dataclass
+class SecurityGroup:
+    id: str
+    ingress: list[Permission]
+    egress: list[Permission]
 
 
 @dataclass
@@ -57,6 +76,7 @@ class Stack:
     instances: list[Instance]
     public_keys: dict[str, str]
     records: dict[str, list[str]] = field(default_factory=dict)
+    security_groups: dict[str, SecurityGroup] = field(default_factory=dict)
 
     @property
     def resolver_address(self) -> ipaddress.IPv4Address:
@@ -127,7 +147,8 @@ def describe(name: str, aws_env: dict[str, str]) -> Stack:
     for raw in (item for reservation in reservations for item in reservation["Instances"]):
         tags = _tags(raw)
         interfaces = [
-            Interface(eni["NetworkInterfaceId"], eni["SubnetId"], ipaddress.ip_address(eni["PrivateIpAddress"]))
+            Interface(eni["NetworkInterfaceId"], eni["SubnetId"], ipaddress.ip_address(eni["PrivateIpAddress"]),
+                      [group["GroupId"] for group in eni.get("Groups", [])])
             for eni in sorted(raw.get("NetworkInterfaces", []), key=lambda e: e.get("Attachment", {}).get("DeviceIndex", 0))
         ]
         public = [raw["PublicIpAddress"]] if raw.get("PublicIpAddress") else []
@@ -149,7 +170,35 @@ def describe(name: str, aws_env: dict[str, str]) -> Stack:
 
     stack = Stack(name, ipaddress.ip_network(vpc["CidrBlock"]), subnets, instances, public_keys)
     stack.records = dns_records(stack, route53)
+    stack.security_groups = security_groups(stack, ec2.describe_security_groups(Filters=vpc_filter)["SecurityGroups"])
     return stack
+
+
+def security_groups(stack: Stack, raw_groups: list[dict]) -> dict[str, SecurityGroup]:
+    """The VPC's security groups as the lab enforces them. An interface without a group is
+    in the VPC's default group, as in AWS. IPv6 ranges and prefix lists are left out: the
+    lab's network is IPv4 only."""
+    default = next((group["GroupId"] for group in raw_groups if group.get("GroupName") == "default"), None)
+    interfaces = [interface for instance in stack.instances for interface in instance.interfaces]
+    for interface in interfaces:
+        if not interface.groups and default:
+            interface.groups = [default]
+
+    def members(group_id: str) -> list[str]:
+        return [f"{interface.address}/32" for interface in interfaces if group_id in interface.groups]
+
+    def permissions(raw: list[dict]) -> list[Permission]:
+        result = []
+        for permission in raw:
+            peers = [item["CidrIp"] for item in permission.get("IpRanges", [])]
+            peers += [peer for pair in permission.get("UserIdGroupPairs", []) for peer in members(pair["GroupId"])]
+            result.append(Permission(str(permission.get("IpProtocol", "-1")).lower(), permission.get("FromPort"),
+                                     permission.get("ToPort"), peers))
+        return result
+
+    return {group["GroupId"]: SecurityGroup(group["GroupId"], permissions(group.get("IpPermissions", [])),
+                                            permissions(group.get("IpPermissionsEgress", [])))
+            for group in raw_groups}
 
 
 def dns_records(stack: Stack, route53) -> dict[str, list[str]]:

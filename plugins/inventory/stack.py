@@ -19,10 +19,12 @@ description:
   - C(ansible_host) is always an IP address, never a DNS name, so that ssh does not depend on
     name resolution. It is the public (or Elastic) IP of a host that has one, else its private IP.
     With O(use_private_addresses=true) it is the private IP of every host.
-  - A host without a public address is reached through the stack's bastion; it gets
+  - Every host but the bastion is reached through the stack's bastion (the stack's security
+    groups let SSH in from the bastion only, even on a host with a public address); it gets
     C(ansible_ssh_common_args) with an ssh C(ProxyCommand) that connects to the bastion
     with the bastion's user, port and key (see O(bastion_user), O(bastion_port),
-    O(bastion_private_key_file)). A C(ProxyCommand) is used rather than C(ProxyJump) because
+    O(bastion_private_key_file)). When the stack has no usable bastion, a host with a public
+    address is reached directly and one without is an error. A C(ProxyCommand) is used rather than C(ProxyJump) because
     C(ProxyJump) cannot pass a key file or ssh options to the hop.
   - C(ansible_user) follows the instance's image, looked up in one call for all instances.
     An image whose name starts with C(debian-) is Debian, one whose name contains C(ubuntu) is
@@ -80,14 +82,15 @@ options:
     description:
       - Use the private IP as C(ansible_host) for every host, including those with a public address.
       - For a controller inside the VPC, or for the lab, where the public addresses are not routable.
-      - Hosts without a public address are still reached through the bastion (by its private IP)
+      - Hosts are still reached through the bastion (by its private IP)
         unless O(jump_through_bastion=false).
     type: bool
     default: false
   jump_through_bastion:
     description:
-      - Reach hosts that have no public address through the stack's bastion.
-      - Set to V(false) when the controller can route to the private subnet itself.
+      - Reach every host but the bastion through the stack's bastion.
+      - Set to V(false) when the controller can reach every host itself (for example from
+        inside the VPC, with security groups that let it in).
     type: bool
     default: true
   users:
@@ -375,7 +378,7 @@ class InventoryModule(AWSInventoryBase):
         return min(bastions)[2] if bastions else None
 
     def _set_bastion_access(self, stack, hosts):
-        """Bastion login options, and the ProxyCommand for every host without a public address."""
+        """Bastion login options, and the ProxyCommand for every other host."""
         bastion = self._pick_bastion(hosts)
         port = self.get_option("bastion_port")
         key_file = self.get_option("bastion_private_key_file") or self.get_option("ssh_private_key_file")
@@ -390,8 +393,11 @@ class InventoryModule(AWSInventoryBase):
         if not self.get_option("jump_through_bastion"):
             return
         for name, (variables, public) in hosts.items():
-            if public or name == bastion:
+            if name == bastion:
                 continue
+            usable = bastion and (hosts[bastion][1] or self.get_option("use_private_addresses"))
+            if public and not usable:
+                continue  # nothing to hop through: straight to its public address
             if not bastion:
                 raise AnsibleError(
                     f"host {name!r} of stack {stack!r} has no public address and the stack has no running "

@@ -125,9 +125,11 @@ def test_provisioned_stack_is_grouped_by_role_and_reachable(ec2, inventory):
     assert hostvars["live-bastion"]["ansible_host"] == live["bastion"]["PublicIpAddress"]
     assert hostvars["live-backend"]["ansible_host"] == live["backend"]["PrivateIpAddress"]
     assert {name: v["ansible_user"] for name, v in hostvars.items()} == dict.fromkeys(hostvars, "admin")
-    assert "ansible_ssh_common_args" not in hostvars["live-frontend"]
     assert "ansible_ssh_common_args" not in hostvars["live-bastion"]
-    assert proxy_command(hostvars["live-backend"])[-1] == f"admin@{live['bastion']['PublicIpAddress']}"
+    # every other host through the bastion: the security groups let SSH in from it only,
+    # also on the frontend, which has a public address
+    for role in ("frontend", "backend"):
+        assert proxy_command(hostvars[f"live-{role}"])[-1] == f"admin@{live['bastion']['PublicIpAddress']}"
     backend = hostvars["live-backend"]
     assert backend["livestream_host_role"] == "backend" and backend["livestream_host_stack"] == "live"
     assert backend["livestream_host_bastion"] == "live-bastion"
@@ -214,8 +216,8 @@ def test_private_address_mode_uses_private_ips_and_still_hops_to_the_private_sub
     hostvars = listing["_meta"]["hostvars"]
     for role in ("bastion", "frontend", "backend"):
         assert hostvars[f"live-{role}"]["ansible_host"] == live[role]["PrivateIpAddress"]
-    assert proxy_command(hostvars["live-backend"])[-1] == f"admin@{live['bastion']['PrivateIpAddress']}"
-    assert "ansible_ssh_common_args" not in hostvars["live-frontend"]
+    for role in ("frontend", "backend"):
+        assert proxy_command(hostvars[f"live-{role}"])[-1] == f"admin@{live['bastion']['PrivateIpAddress']}"
 
 
 def test_no_hop_when_the_controller_routes_to_the_private_subnet(ec2, inventory):
@@ -224,6 +226,7 @@ def test_no_hop_when_the_controller_routes_to_the_private_subnet(ec2, inventory)
     listing = inventory.list({"stack_name": "live", "use_private_addresses": True, "jump_through_bastion": False})
 
     assert "ansible_ssh_common_args" not in listing["_meta"]["hostvars"]["live-backend"]
+    assert "ansible_ssh_common_args" not in listing["_meta"]["hostvars"]["live-frontend"]
 
 
 def test_two_stacks_in_one_account_are_kept_apart(ec2, inventory):
@@ -386,6 +389,15 @@ def test_private_host_without_bastion_is_an_error_naming_it(ec2, inventory):
 
     assert "host 'live-backend' of stack 'live' has no public address" in message
     assert "no running bastion" in message
+
+
+def test_public_host_without_bastion_is_reached_directly(ec2, inventory):
+    live = build_stack(ec2, "live", roles=("frontend",))
+
+    hostvars = inventory.list({"stack_name": "live"})["_meta"]["hostvars"]
+
+    assert hostvars["live-frontend"]["ansible_host"] == live["frontend"]["ElasticIp"]
+    assert "ansible_ssh_common_args" not in hostvars["live-frontend"]
 
 
 def test_missing_credentials_is_a_clear_error(ec2, inventory, tmp_path):

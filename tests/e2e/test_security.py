@@ -16,14 +16,6 @@ PORTS = (22, 80, 443, 1935, 8080)
 PUSH_SECONDS = 3
 
 
-# What AWS's security groups hold back (DESIGN.md: frontend 22 from the bastion group only,
-# 1935 from the backend group only) is not held back in the lab: the lab does not realise
-# security groups, and the frontend has no host firewall. Strict: these turn red the day
-# either exists, to be made plain tests then.
-NO_SECURITY_GROUPS = pytest.mark.xfail(
-    strict=True, reason="the lab does not enforce security groups and the frontend has no host firewall")
-
-
 def _answering(address: str) -> list[int]:
     return [port for port in PORTS if tcp_state(address, port) == OPEN]
 
@@ -32,18 +24,13 @@ def test_the_bastion_answers_only_ssh_from_the_internet(machines):
     assert _answering(machines["bastion"]["address"]) == [22]
 
 
-def test_the_frontend_answers_http_and_https_from_the_internet(machines):
-    assert {80, 443} <= set(_answering(machines["frontend"]["address"]))
-
-
-@NO_SECURITY_GROUPS
 def test_the_frontend_answers_nothing_but_http_and_https_from_the_internet(machines):
     assert _answering(machines["frontend"]["address"]) == [80, 443]
 
 
-@NO_SECURITY_GROUPS
 def test_rtmp_on_the_frontend_is_refused_from_the_internet(machines):
-    # the port is for the backend only (it answers inside the VPC: see the publish tests)
+    # the port is for the backend only (it answers inside the VPC: see the publish tests);
+    # the lab enforces the security groups the API holds, as AWS does
     assert tcp_state(machines["frontend"]["address"], 1935) != OPEN
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from lab_support import lab_identifiers, machine_names, snapshot, ssh
-from livestream_lab import config, lab as lab_flow
+from lab_support import aws_environment, inventory_hosts, lab_identifiers, machine_names, snapshot, ssh
+from livestream_lab import config, lab as lab_flow, network
+from livestream_lab.stack import clients, describe
 from livestream_lab.system import lab_processes
 
 pytestmark = pytest.mark.lab
@@ -65,9 +66,11 @@ def test_the_backend_is_reached_only_through_the_bastion(lab, lab_config):
         capture_output=True, text=True, check=True).stdout)
     assert "ProxyCommand" in inventory["ansible_ssh_common_args"]
     backend = inventory["ansible_host"]
-    # the root namespace is the internet: the private subnet is not routed from it
+    # the root namespace is the internet: the private subnet is not routed from it, the
+    # public one is (the bastion's SSH answers there; the frontend's, like the backend's,
+    # lets in only the bastion: see the security group tests)
     assert not _connects(backend, 22)
-    assert _connects(lab["frontend_address"], 22)
+    assert _connects(inventory_hosts(lab_config)["bastion"]["address"], 22)
 
 
 def test_the_domain_resolves_to_the_frontend_inside_the_lab_and_on_the_host(lab, lab_config):
@@ -121,6 +124,35 @@ def test_up_again_keeps_the_running_lab(lab, lab_config):
     ssh(lab_config, machine_names(lab_config)["backend"], "true")
 
 
+def test_the_security_groups_the_api_holds_are_enforced_and_followed(lab, lab_config):
+    names = machine_names(lab_config)
+    frontend = lab["frontend_address"]
+    reach_frontend_ssh = f"timeout 5 bash -c 'exec 3<>/dev/tcp/{frontend}/22'"
+    # the frontend's group lets SSH in from the bastion's group only: not from the internet,
+    # not from the backend (across the router), yes from the bastion (same subnet, no router)
+    assert not _connects(frontend, 22)
+    assert ssh(lab_config, names["backend"], reach_frontend_ssh, check=False).returncode != 0
+    assert ssh(lab_config, names["bastion"], reach_frontend_ssh, check=False).returncode == 0
+
+    # a rule added in the API is enforced once the lab realises the network again, and its
+    # removal too (`make lab` would also re-provision, which takes the stray rule away)
+    environment = aws_environment(lab_config)
+    ec2, _route53 = clients(environment)
+    instance = ec2.describe_instances(Filters=[
+        {"Name": "tag:Stack", "Values": [lab_config.stack]}, {"Name": "tag:Role", "Values": ["frontend"]},
+        {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"][0]["Instances"][0]
+    group = instance["NetworkInterfaces"][0]["Groups"][0]["GroupId"]
+    rule = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=rule)
+    try:
+        network.up(lab_config, describe(lab_config.stack, environment))
+        assert _connects(frontend, 22)
+    finally:
+        ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=rule)
+        network.up(lab_config, describe(lab_config.stack, environment))
+    assert not _connects(frontend, 22)
+
+
 def test_a_machine_survives_a_reboot(lab, lab_config):
     frontend = machine_names(lab_config)["frontend"]
     boot_id = ssh(lab_config, frontend, "cat /proc/sys/kernel/random/boot_id").stdout
@@ -136,9 +168,11 @@ def test_a_machine_survives_a_reboot(lab, lab_config):
     assert result.stdout.split()[1] in ("running", "degraded")
     addresses = ssh(lab_config, frontend, "ip -4 -br addr show dev eth0").stdout
     assert lab["frontend_address"] in addresses
-    # and the backend still reaches it across the VPC, straight, after the reboot
+    # and the backend still reaches it across the VPC, straight, after the reboot: RTMP is
+    # let in from the backend (nothing listens on bare machines, so the answer is a refusal)
     backend = machine_names(lab_config)["backend"]
-    ssh(lab_config, backend, f"timeout 5 bash -c 'exec 3<>/dev/tcp/{lab['frontend_address']}/22'")
+    probe = ssh(lab_config, backend, f"timeout 5 bash -c 'exec 3<>/dev/tcp/{lab['frontend_address']}/1935'", check=False)
+    assert probe.returncode == 0 or "Connection refused" in probe.stderr, probe
 
 
 def test_down_leaves_the_host_as_it_was(lab, lab_config, host_before):
