@@ -132,8 +132,5 @@ def stream_key(lab_config, stream: str = "test") -> str:
 
 def aws_environment(lab_config) -> dict[str, str]:
     """The lab API's endpoint and credentials, from the aws.env the lab writes for shells."""
-    values = {}
-    for line in (lab_config.state_dir / "aws.env").read_text().splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        values[key] = value
-    return values
+    lines = (lab_config.state_dir / "aws.env").read_text().splitlines()
+    return dict(line.removeprefix("export ").split("=", 1) for line in lines if "=" in line)
