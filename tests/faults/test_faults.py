@@ -193,7 +193,9 @@ def egress(ssh, host: str, url: str) -> str:
     """The HTTP status that ``host`` gets from ``url``, or why it got none."""
     result = ssh(host, f"python3 -c {shlex.quote(EGRESS_PROBE)} {shlex.quote(url)}", timeout=30)
     answer = result.stdout.strip()
-    return answer if result.returncode == 0 and answer.isdigit() else f"no answer: {result.stderr.strip()[-300:]}"
+    if result.returncode == 0 and answer.isdigit():
+        return answer
+    return "no answer: " + "".join(result.stderr.strip().splitlines()[-1:])  # the error, not the traceback
 
 
 # -- fixtures ------------------------------------------------------------------------------
