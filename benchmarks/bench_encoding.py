@@ -1,0 +1,210 @@
+"""Backend encoding cost: CPU seconds per second of video of one stream, sent as it is
+(`copy`) and encoded into the ABR ladder (`transcode`), from the test pattern and from a
+media file.
+
+Each arm reconfigures the lab's service (playbooks/configure.yml with livestream_streams
+overridden, Service.configure), waits until the stream's playlist advances over HTTPS,
+lets the encoder warm up, then reads the CPU time of the stream's unit
+(livestream-stream@test.service: cpu.stat usage_usec of its cgroup, read by the host, so
+nothing of the measurement runs on the backend) over a fixed window. The video produced in
+that window is what the frontend lists: the durations of the segments that appeared in the
+stream's (top rendition's) playlist, polled over HTTPS from the host. CPU seconds per
+second of video = CPU / video; the real-time factor = video / wall time (below 1: the
+encoder cannot keep up on this host). The frontend's nginx CPU (ingest and packaging) in
+the same window is reported too. The last arm is the lab's default stream, so a lab that
+is reused is left as site.yml configured it.
+
+    .venv/bin/python benchmarks/bench_encoding.py [--reuse] [--keep] [--stack NAME] [--window-seconds 30]
+
+Prints a table and writes benchmarks/results/encoding.json. Figures, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from service_lab import RESULTS, ROOT, Service  # noqa: F401  (puts tests/ and lab/ on the path)
+from lab_machines import (bench_service, cgroup_cpu_seconds, host_cpu, host_info, unit_cgroup,  # noqa: E402
+                          unit_cpu_seconds, unit_pids)
+from lab_support import stream_key  # noqa: E402
+from probes.hls import HlsClient, HlsError  # noqa: E402
+
+STACK = "bench-load"
+OUTPUT = RESULTS / "encoding.json"
+STREAM = "test"  # the stream site.yml configures on the lab
+UNIT = f"livestream-stream@{STREAM}.service"
+WARMUP_SECONDS = 10
+POLL_SECONDS = 0.5
+
+# The media file of the file arms: what a camera or an encoder upstream would send, H.264
+# and AAC with a keyframe every second (the fragment length), at the ladder's top height.
+MEDIA = {"seconds": 20, "width": 1920, "height": 1080, "fps": 30, "video_kbps": 5000, "audio_kbps": 128}
+
+# The roles' default ladder, given explicitly so that the figures say what they measured.
+LADDER = [{"height": 1080, "video_kbps": 5000, "audio_kbps": 128},
+          {"height": 720, "video_kbps": 2800, "audio_kbps": 128},
+          {"height": 480, "video_kbps": 1400, "audio_kbps": 96}]
+
+# name: (what it is, source, mode); the default stream last
+ARMS = {
+    "copy-file": ("copy: the 1080p H.264/AAC file sent as it is", "file", "copy"),
+    "ladder-file": ("ABR ladder (3 renditions) from the 1080p file", "file", "transcode"),
+    "ladder-pattern": ("ABR ladder (3 renditions) from the test pattern", "testsrc", "transcode"),
+    "copy-pattern": ("copy: the test pattern, encoded once at 720p (the lab's default stream)", "testsrc", "copy"),
+}
+
+
+def make_media(directory: Path) -> Path:
+    path = directory / "source.mp4"
+    gop = str(MEDIA["fps"])
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=size={MEDIA['width']}x{MEDIA['height']}:rate={MEDIA['fps']}",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", str(MEDIA["seconds"]),
+         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", gop, "-keyint_min", gop,
+         "-sc_threshold", "0", "-b:v", f"{MEDIA['video_kbps']}k", "-maxrate", f"{MEDIA['video_kbps']}k",
+         "-bufsize", f"{MEDIA['video_kbps'] * 2}k", "-c:a", "aac", "-b:a", f"{MEDIA['audio_kbps']}k",
+         "-movflags", "+faststart", str(path)], check=True)
+    return path
+
+
+def video_window(client: HlsClient, url: str, seconds: float) -> tuple[float, int]:
+    """Seconds of video the stream's playlist gained in the next `seconds` (the segments
+    listed after the first poll, up to the last poll), and how many segments that was."""
+    durations: dict[int, float] = {}
+    first_last: int | None = None
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            playlist = client.media_playlist(url)
+        except HlsError:
+            playlist = None
+        if playlist is not None and playlist.segments:
+            durations.update({segment.sequence: segment.duration for segment in playlist.segments})
+            if first_last is None:
+                first_last = playlist.segments[-1].sequence
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+    fresh = [duration for sequence, duration in durations.items() if first_last is not None and sequence > first_last]
+    return sum(fresh), len(fresh)
+
+
+def measure(service: Service, client: HlsClient, url: str, window: float) -> dict:
+    backend = service.machines["backend"]["name"]
+    frontend = service.machines["frontend"]["name"]
+    advance = client.playlist_advances(url, within_s=90)
+    if not advance:
+        raise RuntimeError(f"the stream does not move at {url}: {advance.errors[-3:]}")
+    time.sleep(WARMUP_SECONDS)  # x264's and the muxers' start-up, out of the window
+    stream = unit_cgroup(service.lab, backend, UNIT)
+    nginx = unit_cpu_seconds(service.lab, frontend, "nginx.service")
+    pids = unit_pids(service.lab, backend, UNIT)
+    cpu_before, nginx_before, (busy_before, total_before) = cgroup_cpu_seconds(stream), nginx(), host_cpu()
+    started = time.monotonic()
+    video_s, segments = video_window(client, url, window)
+    wall = time.monotonic() - started
+    cpu = cgroup_cpu_seconds(stream) - cpu_before
+    nginx_cpu = nginx() - nginx_before
+    busy_after, total_after = host_cpu()
+    if unit_pids(service.lab, backend, UNIT) != pids:
+        raise RuntimeError(f"{UNIT} restarted during the window")
+    return {
+        "window_s": round(wall, 2),
+        "video_s": round(video_s, 3),
+        "segments": segments,
+        "stream_cpu_s": round(cpu, 3),
+        "cpu_s_per_video_s": round(cpu / video_s, 3) if video_s else None,
+        "cpu_s_per_s": round(cpu / wall, 3),
+        "realtime_factor": round(video_s / wall, 3),
+        "frontend_nginx_cpu_s_per_s": round(nginx_cpu / wall, 4),
+        "host_busy": round((busy_after - busy_before) / (total_after - total_before), 3),
+    }
+
+
+def ffmpeg_command(service: Service) -> str:
+    """The stream's ffmpeg command as the backend role wrote it (the key is not in it: the
+    unit reads it from a root-only environment file)."""
+    script = service.ssh(service.machines["backend"]["name"], f"cat /etc/livestream/streams/{STREAM}.sh").stdout
+    command = script[script.index("exec "):] if "exec " in script else script
+    return " ".join(line.strip().rstrip("\\").strip() for line in command.splitlines() if line.strip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--stack", default=STACK, help="the lab's stack name (default %(default)s)")
+    parser.add_argument("--reuse", action="store_true", help="use the lab already running under the stack, if any, and leave it up")
+    parser.add_argument("--keep", action="store_true", help="leave the lab up at the end (for --reuse)")
+    parser.add_argument("--window-seconds", type=float, default=30, help="measurement window of each arm")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of: {', '.join(ARMS)}")
+    args = parser.parse_args()
+    chosen = [name for name in ARMS if name in args.arms.split(",")]
+
+    began = time.monotonic()
+    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-encoding-") as scratch, \
+            bench_service(args.stack, reuse=args.reuse, keep=args.keep) as service:
+        media = make_media(Path(scratch)) if any(ARMS[name][1] == "file" for name in chosen) else None
+        domain = service.summary["domain"]
+        client = HlsClient(resolve={domain: service.summary["frontend_address"]}, ca_file=str(service.lab.ca_cert))
+        url = f"https://{domain}/hls/{STREAM}.m3u8"
+        key = stream_key(service.lab, STREAM)
+        load_before = os.getloadavg()
+        default_left = True
+        try:
+            for name in chosen:
+                label, source, mode = ARMS[name]
+                configure_started = time.monotonic()
+                if name == "copy-pattern":
+                    service.configure()  # the lab's own settings
+                else:
+                    service.configure(livestream_abr_ladder=LADDER,
+                                      livestream_streams=[{"name": STREAM, "key": key, "mode": mode,
+                                                           "source": str(media) if source == "file" else source}])
+                default_left = name == "copy-pattern"
+                results[name] = {"label": label, "source": source, "mode": mode,
+                                 "configure_s": round(time.monotonic() - configure_started, 1),
+                                 **measure(service, client, url, args.window_seconds),
+                                 "ffmpeg": ffmpeg_command(service)}
+                figures = results[name]
+                print(f"  {name:<15} {figures['cpu_s_per_video_s']} CPU s per s of video,"
+                      f" real-time factor {figures['realtime_factor']}, host {figures['host_busy']:.0%} busy", flush=True)
+        finally:
+            if not default_left:
+                service.configure()  # back to what site.yml left
+        load_after = os.getloadavg()
+
+    report = {
+        "date": date,
+        "host": {**host_info(), "load_average": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)}},
+        "settings": {
+            "stack": args.stack, "stream": STREAM, "window_seconds": args.window_seconds, "warmup_seconds": WARMUP_SECONDS,
+            "abr_ladder": LADDER, "media_file": MEDIA, "role_settings": "the backend role's defaults otherwise"
+            " (each arm's ffmpeg command is recorded with it)",
+            "cpu": f"cgroup cpu.stat usage_usec of {UNIT} on the backend, read by the host",
+            "video": "durations of the segments the stream's (top rendition's) playlist gained, polled over HTTPS",
+        },
+        "arms": results,
+        "seconds": round(time.monotonic() - began, 1),
+    }
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(json.dumps(report, indent=2) + "\n")
+
+    print(f"\n{'arm':<15} {'CPU s / s of video':>18} {'real-time':>9} {'CPU s/s':>8} {'nginx s/s':>9} {'host busy':>9}")
+    for name, figures in results.items():
+        print(f"{name:<15} {figures['cpu_s_per_video_s'] or float('nan'):>18.3f} {figures['realtime_factor']:>9.2f}"
+              f" {figures['cpu_s_per_s']:>8.3f} {figures['frontend_nginx_cpu_s_per_s']:>9.3f} {figures['host_busy']:>9.0%}")
+    print(f"{report['seconds']:.0f} s; written to {OUTPUT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

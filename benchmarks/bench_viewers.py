@@ -1,0 +1,368 @@
+"""Viewer capacity: how many simulated HLS viewers the frontend serves before segments
+arrive late, and what each costs its nginx in CPU, side by side with a bare nginx serving
+the same files statically (the ceiling), in the same run.
+
+Both servers run on the frontend machine and serve the live fragments nginx-rtmp writes
+(/var/lib/livestream/hls): ours on 443 (the role's configuration), the bare one, started
+for the run as a transient unit, on 127.0.0.1:8443 with the same certificate and nothing
+else. The security groups let only 80/443 in from outside, so the load generator runs
+from the host inside the frontend's network namespace (nsenter --net) and reaches both
+over the machine's loopback: the same path, the same TLS, the same client.
+
+The viewers (probes.hls.run_viewers): one keep-alive HTTPS connection each, join three
+segments behind the live edge, reload the playlist every target duration, fetch each new
+segment once; a segment is late when a player without a buffer of its own would stall
+for it. The two arms ramp in lockstep, taking turns: double the viewers from --start
+until a run has a late, missed or failed segment, then bisect to 1/16. Every run is
+bounded (--step-seconds), the viewers too (--limit), and the ramp stops starting runs
+once --budget-seconds have passed. nginx's CPU: its unit's cgroup (cpu.stat usage_usec)
+read by the host; the generator's CPU and the host's are reported too, since on a small
+host the generator shares the cores with nginx.
+
+    .venv/bin/python benchmarks/bench_viewers.py [--reuse] [--keep] [--stack NAME]   (or: make bench)
+
+Prints a table and writes benchmarks/results/viewers.json. Figures, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import resource
+import select
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from service_lab import RESULTS, ROOT, Service  # noqa: F401  (puts tests/ and lab/ on the path)
+from lab_machines import (bench_service, cgroup_cpu_seconds, host_cpu, host_info, in_network_of,  # noqa: E402
+                          unit_cgroup, unit_pids)
+from probes.hls import HlsClient, run_viewers  # noqa: E402
+
+STACK = "bench-load"
+OUTPUT = RESULTS / "viewers.json"
+STREAM = "test"  # the stream site.yml configures on the lab
+AIM = 0.9  # of the ceiling's viewers
+IDLE_SECONDS = 10
+BARE_UNIT = "livestream-bench-bare-nginx"
+BARE_DIR = f"/run/{BARE_UNIT}"
+BARE_PORT = 8443
+
+# The ceiling: the frontend's own nginx binary and certificate, serving the same directory
+# with nothing of ours (no RTMP, no headers, no access log, no HTTP/2 listener); as many
+# workers, and as many connections per worker, as ours.
+BARE_CONF = """\
+user www-data;
+worker_processes {workers};
+pid {run}/nginx.pid;
+error_log {run}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name {domain};
+        ssl_certificate /etc/letsencrypt/live/{domain}/fullchain.pem;
+        ssl_certificate_key /etc/letsencrypt/live/{domain}/privkey.pem;
+        root /var/lib/livestream;
+    }}
+}}
+"""
+
+
+# --- the load generator: a child process in the frontend's network namespace ------------------
+
+def generator(ca_file: str, domain: str) -> None:
+    """Answer one JSON line per JSON line read: "ready" (does the stream move through this
+    server?) or "run" (a crowd of viewers, the server's CPU read from its cgroup)."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # one socket per viewer
+    client = HlsClient(resolve={domain: "127.0.0.1"}, ca_file=ca_file, timeout=5)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["op"] == "ready":
+            advance = client.playlist_advances(command["url"], within_s=command["timeout_s"])
+            answer = {"ok": bool(advance), "errors": advance.errors[-3:]}
+        else:
+            cgroup = Path(command["cgroup"])
+            load = run_viewers(command["url"], command["viewers"], command["duration_s"], client=client,
+                               cpu=lambda: cgroup_cpu_seconds(cgroup), spread_s=command["spread_s"])
+            answer = {**load.summary(), "server_cpu_s": load.server_cpu_s, "client_cpu_s": load.client_cpu_s,
+                      "bytes": sum(report.bytes for report in load.reports),
+                      "first_errors": [error for report in load.reports for error in report.errors][:3]}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+class Generator:
+    """The generator child, driven over its stdin and stdout."""
+
+    def __init__(self, service: Service, frontend: str, domain: str):
+        argv = [sys.executable, str(Path(__file__).resolve()), "--generator", str(service.lab.ca_cert), domain]
+        self.process = subprocess.Popen(in_network_of(service.lab, frontend, argv),  # pylint: disable=consider-using-with
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(self, command: dict, timeout_s: float) -> dict:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout_s)
+        line = self.process.stdout.readline() if ready else ""
+        if not line:
+            raise RuntimeError(f"the load generator gave no answer to {command['op']} within {timeout_s:.0f} s")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+# --- the two servers --------------------------------------------------------------------------
+
+@dataclass
+class Arm:
+    name: str
+    label: str
+    url: str
+    unit: str
+    cgroup: Path | None = None
+    best: int = 0  # most viewers served without a late, missed or failed segment
+    bad: int | None = None  # fewest viewers that were not
+    runs: list[dict] = field(default_factory=list)
+    idle_cpu_per_s: float | None = None
+
+    def next_count(self, start: int, limit: int) -> int | None:
+        """The viewers of this arm's next run; None once it is refined (or failed at the start)."""
+        if not self.runs:
+            return start
+        if self.bad is None:
+            return None if self.best >= limit else min(self.best * 2, limit)
+        if self.best == 0 or self.bad - self.best <= max(1, self.best // 16):
+            return None
+        return (self.best + self.bad) // 2
+
+    def record(self, count: int, healthy: bool) -> None:
+        if healthy:
+            self.best = max(self.best, count)
+        else:
+            self.bad = count if self.bad is None else min(self.bad, count)
+
+    def run_at(self, count: int | None) -> dict | None:
+        return next((run for run in self.runs if run["viewers"] == count and run["healthy"]), None)
+
+
+def nginx_workers(service: Service, frontend: str) -> int:
+    commands = []
+    for pid in unit_pids(service.lab, frontend, "nginx.service"):
+        with contextlib.suppress(OSError):
+            commands.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+    return max(1, sum(b"worker process" in command for command in commands))
+
+
+@contextlib.contextmanager
+def bare_nginx(service: Service, frontend: str, domain: str, workers: int):
+    conf = BARE_CONF.format(workers=workers, run=BARE_DIR, port=BARE_PORT, domain=domain)
+    stop = f"sudo systemctl stop {BARE_UNIT} 2>/dev/null; sudo rm -rf {BARE_DIR}"
+    service.ssh(frontend, stop, check=False)  # left over by an interrupted run
+    service.ssh(frontend, f"sudo install -d -m 0755 {BARE_DIR} && printf '%s' {shlex.quote(conf)}"
+                          f" | sudo tee {BARE_DIR}/nginx.conf >/dev/null && sudo /usr/sbin/nginx -t -q -c {BARE_DIR}/nginx.conf"
+                          f" && sudo systemd-run --quiet --collect --unit={BARE_UNIT}"
+                          f" /usr/sbin/nginx -c {BARE_DIR}/nginx.conf -g 'daemon off;'")
+    try:
+        yield
+    finally:
+        service.ssh(frontend, stop, check=False)
+
+
+# --- the ramp -------------------------------------------------------------------------------
+
+def measure(generator_: Generator, arm: Arm, count: int, args: argparse.Namespace) -> dict:
+    assert arm.cgroup is not None
+    busy_before, total_before = host_cpu()
+    answer = generator_.ask({"op": "run", "url": arm.url, "viewers": count, "duration_s": args.step_seconds,
+                             "spread_s": args.join_seconds, "cgroup": str(arm.cgroup)},
+                            timeout_s=args.step_seconds + 60)
+    busy_after, total_after = host_cpu()
+    seconds = answer["duration_s"]
+    run = {
+        "viewers": count,
+        "healthy": answer["healthy"],
+        "segments": answer["segments"],
+        "late_segments": answer["late_segments"],
+        "missed_segments": answer["missed_segments"],
+        "errors": answer["errors"],
+        "worst_lateness_s": answer["worst_lateness_s"],
+        "duration_s": seconds,
+        "mean_segment_bytes": round(answer["bytes"] / answer["segments"]) if answer["segments"] else None,
+        "nginx_cpu_per_s": round(answer["server_cpu_s"] / seconds, 4),
+        "nginx_cpu_per_s_per_viewer": round(answer["server_cpu_s"] / seconds / count, 7),
+        "generator_cpu_per_s": round(answer["client_cpu_s"] / seconds, 4),
+        "host_busy": round((busy_after - busy_before) / (total_after - total_before), 3),
+    }
+    if arm.idle_cpu_per_s is not None:
+        run["nginx_cpu_per_s_per_viewer_net_of_idle"] = round(
+            max(0.0, answer["server_cpu_s"] / seconds - arm.idle_cpu_per_s) / count, 7)
+    if answer["first_errors"]:
+        run["first_errors"] = answer["first_errors"]
+    return run
+
+
+def ramp(generator_: Generator, arms: list[Arm], args: argparse.Namespace) -> bool:
+    """Both arms in lockstep, taking turns at going first. False when the time budget ran
+    out before both were refined."""
+    started = time.monotonic()
+    round_number = 0
+    while True:
+        order = arms if round_number % 2 == 0 else arms[::-1]
+        pending = [(arm, arm.next_count(args.start, args.limit)) for arm in order]
+        pending = [(arm, count) for arm, count in pending if count is not None]
+        if not pending:
+            return True
+        for arm, count in pending:
+            healthy = False
+            for _attempt in range(args.tries):
+                if time.monotonic() - started + args.step_seconds > args.budget_seconds:
+                    return False
+                run = measure(generator_, arm, count, args)
+                arm.runs.append(run)
+                print(f"  {arm.name:>5} {count:5d} viewers: {'ok  ' if run['healthy'] else 'LATE'}"
+                      f" late {run['late_segments']}, missed {run['missed_segments']}, errors {run['errors']},"
+                      f" nginx {run['nginx_cpu_per_s']:.3f} CPU s/s, generator {run['generator_cpu_per_s']:.3f},"
+                      f" host {run['host_busy']:.0%} busy", flush=True)
+                healthy = run["healthy"]
+                if healthy:
+                    break
+            arm.record(count, healthy)
+        round_number += 1
+
+
+def arm_figures(arm: Arm, args: argparse.Namespace) -> dict:
+    at_best = arm.run_at(arm.best)
+    return {
+        "label": arm.label,
+        "url": arm.url,
+        "sustained_viewers": arm.best,
+        "first_late_viewers": arm.bad,
+        "refined": arm.next_count(args.start, args.limit) is None,
+        "idle_nginx_cpu_per_s": arm.idle_cpu_per_s,
+        "at_sustained": at_best,
+        "runs": arm.runs,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--stack", default=STACK, help="the lab's stack name (default %(default)s)")
+    parser.add_argument("--reuse", action="store_true", help="use the lab already running under the stack, if any, and leave it up")
+    parser.add_argument("--keep", action="store_true", help="leave the lab up at the end (for --reuse)")
+    parser.add_argument("--start", type=int, default=60, help="viewers of the first run")
+    parser.add_argument("--limit", type=int, default=960, help="most viewers ever run (each is a connection; nginx has 1024 per worker)")
+    parser.add_argument("--step-seconds", type=float, default=15, help="length of each run")
+    parser.add_argument("--tries", type=int, default=2,
+                        help="runs at one count before it counts as too many (the host is shared: one hiccup is not a limit)")
+    parser.add_argument("--join-seconds", type=float, default=3, help="viewers join evenly over this long")
+    parser.add_argument("--budget-seconds", type=float, default=330, help="no run starts after this long into the ramp")
+    parser.add_argument("--generator", nargs=2, metavar=("CA", "DOMAIN"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generator:
+        generator(*args.generator)
+        return
+
+    began = time.monotonic()
+    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    with bench_service(args.stack, reuse=args.reuse, keep=args.keep) as service:
+        frontend = service.machines["frontend"]["name"]
+        domain = service.summary["domain"]
+        workers = nginx_workers(service, frontend)
+        arms = [Arm("ours", "the frontend role's nginx (443: RTMP ingest, HLS packaging, HTTPS with our settings)",
+                    f"https://{domain}/hls/{STREAM}.m3u8", "nginx.service"),
+                Arm("bare", "bare nginx, the same binary, certificate and files, static only (the ceiling)",
+                    f"https://{domain}:{BARE_PORT}/hls/{STREAM}.m3u8", f"{BARE_UNIT}.service")]
+        load_before = os.getloadavg()
+        with bare_nginx(service, frontend, domain, workers):
+            generator_ = Generator(service, frontend, domain)
+            try:
+                for arm in arms:
+                    if not generator_.ask({"op": "ready", "url": arm.url, "timeout_s": 20}, timeout_s=60)["ok"]:
+                        sys.exit(f"{arm.name}: the stream does not move at {arm.url}")
+                    arm.cgroup = unit_cgroup(service.lab, frontend, arm.unit)
+                # nginx-rtmp's ingest and packaging cost ours something with no viewer at all
+                idle_before = [cgroup_cpu_seconds(arm.cgroup) for arm in arms]
+                idle_started = time.monotonic()
+                time.sleep(IDLE_SECONDS)  # a measurement window, not a wait for something
+                idle_seconds = time.monotonic() - idle_started
+                for arm, before in zip(arms, idle_before):
+                    arm.idle_cpu_per_s = round((cgroup_cpu_seconds(arm.cgroup) - before) / idle_seconds, 4)
+                print(f"viewer capacity on {service.lab.stack} (2 arms in lockstep, {args.step_seconds:.0f} s runs,"
+                      f" up to {args.limit} viewers, {args.budget_seconds:.0f} s budget); idle nginx CPU s/s:"
+                      f" ours {arms[0].idle_cpu_per_s}, bare {arms[1].idle_cpu_per_s}", flush=True)
+                complete = ramp(generator_, arms, args)
+            finally:
+                generator_.close()
+        load_after = os.getloadavg()
+
+    ours, bare = arms
+    # nginx's CPU at the same load: every count both arms served, summed (one run is noisy
+    # on a shared host; the sum weighs the larger, steadier loads most)
+    common = sorted({run["viewers"] for run in ours.runs if run["healthy"] and bare.run_at(run["viewers"])})
+    ours_cpu = sum(ours.run_at(count)["nginx_cpu_per_s"] for count in common)
+    bare_cpu = sum(bare.run_at(count)["nginx_cpu_per_s"] for count in common)
+    report = {
+        "date": date,
+        "host": {**host_info(), "load_average": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)}},
+        "settings": {
+            "stack": service.lab.stack, "stream": STREAM, "nginx_workers": workers,
+            "generator": "probes.hls.run_viewers in one process on the host, in the frontend's network namespace,"
+                         " to both servers over the frontend's loopback (HTTPS, HTTP/1.1 keep-alive, TLS verified)",
+            "start_viewers": args.start, "limit_viewers": args.limit, "step_seconds": args.step_seconds,
+            "join_seconds": args.join_seconds, "budget_seconds": args.budget_seconds, "precision": "1/16 of the viewers",
+            "tries": args.tries, "ramp_complete": complete,
+        },
+        "arms": {arm.name: arm_figures(arm, args) for arm in arms},
+        "same_load": None if not common else {
+            "viewers": common,
+            "nginx_cpu_per_s": {arm.name: [arm.run_at(count)["nginx_cpu_per_s"] for count in common] for arm in arms},
+            "ours_over_bare": round(ours_cpu / bare_cpu, 3),
+            "ours_over_bare_net_of_idle": round((ours_cpu - len(common) * (ours.idle_cpu_per_s or 0))
+                                                / (bare_cpu - len(common) * (bare.idle_cpu_per_s or 0)), 3),
+        },
+        "aim": {"fraction_of_ceiling": AIM,
+                "ours_over_bare": round(ours.best / bare.best, 3) if bare.best else None,
+                "met": bool(bare.best) and ours.best >= AIM * bare.best},
+        "seconds": round(time.monotonic() - began, 1),
+    }
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(json.dumps(report, indent=2) + "\n")
+
+    print(f"\n{'arm':<6} {'sustained':>9} {'first late':>10} {'nginx CPU s/s':>13} {'per viewer':>12}"
+          f" {'net of idle':>12} {'generator':>9} {'host busy':>9}")
+    for arm in arms:
+        at = arm.run_at(arm.best) or {}
+        print(f"{arm.name:<6} {arm.best:>9} {str(arm.bad or '-'):>10} {at.get('nginx_cpu_per_s', float('nan')):>13.3f}"
+              f" {at.get('nginx_cpu_per_s_per_viewer', float('nan')) * 1000:>9.3f} ms"
+              f" {at.get('nginx_cpu_per_s_per_viewer_net_of_idle', float('nan')) * 1000:>9.3f} ms"
+              f" {at.get('generator_cpu_per_s', float('nan')):>9.3f} {at.get('host_busy', float('nan')):>9.0%}")
+    if report["same_load"]:
+        same = report["same_load"]
+        print(f"nginx CPU at the same load ({', '.join(map(str, same['viewers']))} viewers): ours / bare ="
+              f" {same['ours_over_bare']}, net of the idle cost {same['ours_over_bare_net_of_idle']}")
+    aim = report["aim"]
+    print(f"aim: ours >= {AIM:.0%} of the ceiling's viewers: {aim['ours_over_bare']} -> {'met' if aim['met'] else 'NOT met'}"
+          f"{'' if complete else ' (time budget ran out before the ramp was refined)'}")
+    print(f"{report['seconds']:.0f} s; written to {OUTPUT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""A lab's machines seen from the host, for the benchmarks that measure the service's CPU.
+
+The machines are systemd-nspawn containers: their processes are the host's processes, and
+the cgroups their systemd makes for each unit sit under the lab's cgroup of the machine.
+So the host reads a unit's CPU time without going through the machine (no ssh in the
+measurement, nothing of the measurement counted in it), and runs a program inside a
+machine's network namespace while the program's CPU stays outside the machine's units.
+
+    leader = leader_pid(lab, "bench-load-frontend")       # the machine's init, as the host sees it
+    cpu = unit_cpu_seconds(lab, "bench-load-frontend", "nginx.service")
+    before = cpu(); ...; used = cpu() - before              # CPU seconds of nginx's master and workers
+    subprocess.run(in_network_of(lab, "bench-load-frontend", ["curl", ...]))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+from service_lab import Service, inventory_hosts, service_lab
+from livestream_lab import config  # noqa: E402  (on the path once service_lab is imported)
+
+CpuSampler = Callable[[], float]
+
+
+@contextlib.contextmanager
+def bench_service(stack: str, *, reuse: bool = False, keep: bool = False):
+    """service_lab(stack); with `reuse`, the lab already running under `stack` if there is
+    one (then left as it is: several benchmarks can share one lab), else a new one."""
+    settings = config.load(stack)
+    summary = settings.state_dir / "lab.json"
+    service = None
+    if reuse and summary.exists():
+        try:
+            service = Service(settings, json.loads(summary.read_text()), inventory_hosts(settings))
+            leader_pid(settings, service.machines["frontend"]["name"])  # running, not only described
+        except (LookupError, OSError, subprocess.CalledProcessError):
+            service = None  # what is left of a lab: service_lab removes it first
+    if service is not None:
+        yield service
+        return
+    with service_lab(stack, keep=keep) as service:
+        yield service
+
+
+def machine_dir(lab: config.LabConfig, name: str) -> Path:
+    """The lab's state directory of the machine called `name` (its host name)."""
+    for spec in sorted((lab.state_dir / "machines").glob("*/machine.json")):
+        if json.loads(spec.read_text())["name"] == name:
+            return spec.parent
+    raise LookupError(f"{lab.stack}: no machine called {name}")
+
+
+def leader_pid(lab: config.LabConfig, name: str) -> int:
+    """The host's PID of the machine's init (PID 1 inside): nsenter's target for its namespaces."""
+    nspawn = int((machine_dir(lab, name) / "nspawn.pid").read_text().strip())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue  # gone since the listing
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields.get("PPid", "0").strip()) == nspawn and fields.get("NSpid", "").split()[-1:] == ["1"]:
+            return int(entry.name)
+    raise LookupError(f"{lab.stack}: machine {name} is not running (no init under nspawn {nspawn})")
+
+
+def in_network_of(lab: config.LabConfig, name: str, argv: list[str]) -> list[str]:
+    """`argv` run from the host inside the machine's network namespace only: the machine's
+    addresses and loopback, the host's files, processes and CPU accounting."""
+    return ["nsenter", f"--target={leader_pid(lab, name)}", "--net", "--", *argv]
+
+
+def unit_cgroup(lab: config.LabConfig, name: str, unit: str) -> Path:
+    """The cgroup (unified hierarchy) of the machine's systemd unit `unit`, e.g.
+    ``nginx.service`` or ``livestream-stream@test.service`` (under its template's slice)."""
+    top = config.CGROUP_ROOT / "unified" / lab.cgroup_name / machine_dir(lab, name).name
+    found = sorted(top.rglob(unit), key=lambda path: len(path.parts))
+    if not found:
+        raise LookupError(f"{lab.stack}: no unit {unit} running on {name}")
+    return found[0]
+
+
+def cgroup_cpu_seconds(cgroup: Path) -> float:
+    """CPU seconds used so far by every process that ran in the cgroup (cpu.stat usage_usec):
+    processes that exited are still counted, unlike /proc/<pid>/stat."""
+    for line in (cgroup / "cpu.stat").read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if key == "usage_usec":
+            return int(value) / 1e6
+    raise LookupError(f"{cgroup}/cpu.stat has no usage_usec")
+
+
+def unit_cpu_seconds(lab: config.LabConfig, name: str, unit: str) -> CpuSampler:
+    """A sampler of the unit's cumulative CPU seconds (probes.hls.run_viewers' `cpu`). The
+    cgroup is found once: a unit restarted in between gets a new one, so sample around a
+    window in which it is not restarted (unit_pids before and after tells)."""
+    cgroup = unit_cgroup(lab, name, unit)
+    return lambda: cgroup_cpu_seconds(cgroup)
+
+
+def unit_pids(lab: config.LabConfig, name: str, unit: str) -> list[int]:
+    """The host's PIDs of the unit's processes now."""
+    return [int(pid) for pid in (unit_cgroup(lab, name, unit) / "cgroup.procs").read_text().split()]
+
+
+def host_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole host so far, from /proc/stat: the share of the
+    host a window used is the difference of busy over the difference of total."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already in user
+    return (total - idle) / ticks, total / ticks
+
+
+def host_info() -> dict:
+    """What a figure from this host needs next to it."""
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), None)
+    return {"cpus": os.cpu_count(), "cpu_model": model, "kernel": os.uname().release,
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1)}
