@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from lab_support import aws_environment
 from livestream_lab import lab as lab_flow
 from probes.hls import HlsClient, HlsError, Playlist
 
@@ -361,12 +362,9 @@ def test_site_yml_run_again_changes_nothing(lab_config, lab, machines):
     environment, the same extra vars), after every fault above."""
     vpc = ipaddress.ip_network(lab_flow.State(lab_config)["vpc_cidr"])
     extra_vars = lab_flow.configure_vars(lab_config, vpc, lab)
-    # the lab API's endpoint and credentials, as `. aws.env` would set them
-    aws_env = dict(line.removeprefix("export ").split("=", 1)
-                   for line in Path(lab["aws_env"]).read_text().splitlines() if "=" in line)
     result = subprocess.run(
         ["ansible-playbook", "-i", lab["inventory"], str(lab_flow.SITE), "-e", json.dumps(extra_vars)],
-        env={**os.environ, **aws_env}, cwd=lab_config.state_dir, stdout=subprocess.PIPE,
+        env={**os.environ, **aws_environment(lab_config)}, cwd=lab_config.state_dir, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, timeout=900, check=False)
     OUTPUT.mkdir(parents=True, exist_ok=True)
     (OUTPUT / "site-again.log").write_text(result.stdout)
