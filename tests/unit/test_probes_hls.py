@@ -56,7 +56,6 @@ def test_playlists_parse_with_absolute_uris():
         parse_playlist("<html>", "https://site/")
 
 
-
 def test_a_discontinuity_marks_the_segment_after_it():
     # what nginx-rtmp writes when a publisher comes back after a drop
     text = MEDIA.replace("42.ts", "42.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:1.000,\n43.ts\n#EXTINF:1.000,\n44.ts")
@@ -74,6 +73,7 @@ def test_a_refused_connection_is_an_hls_error_and_counted_while_waiting():
         client.get(url)
     waited = client.playlist_advances(url, within_s=0.5)
     assert not waited and waited.errors and "refused" in waited.errors[0]
+
 
 def test_tls_is_verified_against_the_given_ca(tls, tmp_path):
     (tmp_path / "live.m3u8").write_text(MEDIA)
