@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import urllib.parse
 from dataclasses import dataclass
 
 import pytest
 
-from lab_support import inventory_hosts, service_lab, ssh as lab_ssh
 from livestream_lab import config
 from probes.hls import HlsClient
+from service_fixtures import lab, machines, ssh  # noqa: F401  (the suite's fixtures)
 
 STACK = os.environ.get("LIVESTREAM_FAULTS_STACK", "faults")
 
@@ -33,31 +32,6 @@ class Stream:
 @pytest.fixture(scope="session")
 def lab_config():
     return config.load(STACK)
-
-
-@pytest.fixture(scope="session")
-def lab(lab_config):
-    """The lab's summary (lab.json), with the service configured by site.yml."""
-    with service_lab(lab_config.stack) as summary:
-        yield summary
-
-
-@pytest.fixture(scope="session")
-def machines(lab_config, lab):
-    """role -> {name, address}, from the inventory plugin's view of the stack."""
-    return inventory_hosts(lab_config)
-
-
-@pytest.fixture(scope="session")
-def ssh(lab_config, lab):
-    """Runs a command on a lab machine the way an admin would (the caller judges the result)."""
-    def run(host: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        try:
-            return lab_ssh(lab_config, host, command, check=False, timeout=timeout)
-        except subprocess.TimeoutExpired as error:
-            # a machine that is going down can leave a connection hanging: a failed attempt
-            return subprocess.CompletedProcess(error.cmd, 255, "", f"timed out after {timeout}s")
-    return run
 
 
 @pytest.fixture(scope="session")

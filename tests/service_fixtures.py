@@ -1,0 +1,44 @@
+"""Session fixtures of the suites that run the configured service on a lab of their own
+(tests/e2e, tests/faults). A suite's conftest defines `lab_config` (its stack) and
+imports these."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from lab_support import inventory_hosts, service_lab, ssh as lab_ssh, stream_key as read_stream_key
+
+
+@pytest.fixture(scope="session")
+def lab(lab_config):
+    """The lab's summary (lab.json), with the service configured by site.yml; up for the
+    session, down at its end."""
+    with service_lab(lab_config.stack) as summary:
+        yield summary
+
+
+@pytest.fixture(scope="session")
+def machines(lab_config, lab):
+    """role -> {name, address}, from the inventory plugin's view of the stack."""
+    return inventory_hosts(lab_config)
+
+
+@pytest.fixture(scope="session")
+def stream_key(lab_config, lab):
+    """The key of the default stream "test", where site.yml generated it."""
+    return read_stream_key(lab_config)
+
+
+@pytest.fixture(scope="session")
+def ssh(lab_config, lab):
+    """Runs a command on a lab machine the way an admin would: ssh with the lab's config,
+    through the bastion. The caller judges the result; a connection left hanging (a
+    machine going down) is a failed attempt, not an error."""
+    def run(host: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        try:
+            return lab_ssh(lab_config, host, command, check=False, timeout=timeout)
+        except subprocess.TimeoutExpired as error:
+            return subprocess.CompletedProcess(error.cmd, 255, "", f"timed out after {timeout}s")
+    return run
