@@ -61,6 +61,20 @@ BAD_INPUTS = [
     ("frontend", frontend_vars(frontend_hls_fragment_seconds=0.5), "0.5"),
     ("backend", backend_vars(backend_hls_fragment_seconds=0), "0"),
     ("frontend", frontend_vars(frontend_hls_playlist_fragments=2), "2"),
+    # a source filter needs video the backend encodes: not a stream it copies as it is
+    ("backend", backend_vars(backend_source_filter="hflip",
+                             backend_streams=[GOOD_STREAM, dict(GOOD_STREAM, name="camera", source="rtsp://10.0.2.50/live")]),
+     "camera"),
+    ("frontend", frontend_vars(frontend_player_target_latency_fragments=0.5), "0.5"),
+]
+
+GOOD_INPUTS = [
+    ("frontend", frontend_vars()),
+    ("backend", backend_vars()),
+    ("frontend", frontend_vars(frontend_player_hls_config={}, frontend_player_target_latency_fragments=0)),
+    ("backend", backend_vars(backend_source_filter="hflip",
+                             backend_streams=[GOOD_STREAM, dict(GOOD_STREAM, name="camera", source="rtsp://10.0.2.50/live",
+                                                                mode="transcode")])),
 ]
 
 
@@ -78,7 +92,7 @@ def test_bad_input_is_refused_by_name_before_any_change(ansible, role, variables
     assert GOOD_KEY not in result.stdout, "a stream key was printed"
 
 
-@pytest.mark.parametrize("role,variables", [("frontend", frontend_vars()), ("backend", backend_vars())])
+@pytest.mark.parametrize("role,variables", GOOD_INPUTS)
 def test_good_input_passes_every_input_check(ansible, role, variables):
     """The control: the same checks let good input through (the run then stops at the
     first task that needs the target's facts, which this test does not gather)."""

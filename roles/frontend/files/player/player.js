@@ -6,6 +6,27 @@ const video = document.getElementById("video");
 const list = document.getElementById("streams");
 const status = document.getElementById("status");
 let hls = null;
+// The player's settings (frontend_player_*), given by the page: the site's
+// Content-Security-Policy allows no inline script.
+const hlsConfig = JSON.parse(video.dataset.hlsConfig || "{}");
+const targetFragments = Number(video.dataset.targetLatencyFragments || 0);
+
+// hls.js refreshes a live media playlist for the first time two fragments after loading
+// it: the player joins further back than that (hlsConfig), and once the playlist has
+// refreshed and the video plays, moves closer to the live edge, to its target, by playing
+// slightly faster (hls.js's maxLiveSyncPlaybackRate).
+function settleAtTarget(player) {
+  if (!(targetFragments > 0)) return;
+  const settle = (event, data) => {
+    if (!data.details.live) {
+      player.off(Hls.Events.LEVEL_UPDATED, settle);
+    } else if (data.details.advanced && !video.paused && video.currentTime > 0) {
+      player.off(Hls.Events.LEVEL_UPDATED, settle);
+      player.targetLatency = targetFragments * data.details.targetduration;
+    }
+  };
+  player.on(Hls.Events.LEVEL_UPDATED, settle);
+}
 
 function play(stream, button) {
   for (const b of list.querySelectorAll("button")) b.setAttribute("aria-pressed", "false");
@@ -14,7 +35,8 @@ function play(stream, button) {
   delete document.body.dataset.playerError;
   if (hls) { hls.destroy(); hls = null; }
   if (window.Hls && Hls.isSupported()) {
-    hls = new Hls({ liveSyncDurationCount: 2 });
+    hls = new Hls(hlsConfig);
+    settleAtTarget(hls);
     hls.on(Hls.Events.ERROR, (event, data) => {
       if (!data.fatal) return;
       status.textContent = stream.name + ": " + data.details;
