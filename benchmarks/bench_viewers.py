@@ -13,11 +13,12 @@ The viewers (probes.hls.run_viewers): one keep-alive HTTPS connection each, join
 segments behind the live edge, reload the playlist every target duration, fetch each new
 segment once; a segment is late when a player without a buffer of its own would stall
 for it. The two arms ramp in lockstep, taking turns: double the viewers from --start
-until a run has a late, missed or failed segment, then bisect to 1/16. Every run is
-bounded (--step-seconds), the viewers too (--limit), and the ramp starts no run that
-could end later than --max-seconds after the benchmark began (lab bring-up included). nginx's CPU: its unit's cgroup (cpu.stat usage_usec)
-read by the host; the generator's CPU and the host's are reported too, since on a small
-host the generator shares the cores with nginx.
+until a count fails (--tries runs at it, each with a late, missed or failed segment),
+then bisect to 1/16. Every run is bounded (--step-seconds), the viewers too (--limit),
+and the ramp starts no run that could end later than --max-seconds after the benchmark
+began (lab bring-up included). nginx's CPU: its unit's cgroup (cpu.stat usage_usec) read
+by the host; the generator's CPU and the host's are reported too, since on a small host
+the generator shares the cores with nginx.
 
     .venv/bin/python benchmarks/bench_viewers.py [--reuse] [--keep] [--stack NAME]   (or: make bench)
 
