@@ -1,0 +1,301 @@
+"""Glass-to-glass latency: from a frame entering ffmpeg on the backend to the same frame
+shown by Chromium, for the original design's HLS settings and for ours, in the same run.
+
+On a lab of its own (stack "bench-latency"), the backend's test pattern gets the capture-time
+strip of probes.timestamp (through the backend role's backend_source_filter), and headless
+Chromium, trusting the lab's ACME root, plays the player page over HTTPS. Every ~0.5 s the
+page draws the frame being presented on a canvas and decodes the strip (DECODER_JS):
+latency = the frame's display time - its capture time; the lab's machines share the host's
+clock, so there is nothing to correct. Where a player joins depends on when in a fragment
+the page loaded, so each arm samples several page loads, each for a fixed period from the
+moment the video plays. A stall is the video waiting for data once it has played. The
+part before any player (encoding, RTMP, packaging) is measured too: the age of a segment's
+newest frame when the playlist first lists it.
+
+Arms (switched with playbooks/configure.yml and extra vars, see ARMS):
+  original   5 s fragments, nginx-rtmp's default 30 s playlist, hls.js's defaults
+  ours       the roles' defaults (1 s fragments, 4-fragment playlist, the player's live sync)
+
+Prints a table and writes benchmarks/results/latency.json; about 7 minutes on 2 cores, lab
+bring-up included. The lab is taken down at the end.
+
+    .venv/bin/python benchmarks/bench_latency.py [--page-loads 3] [--sample-seconds 10]
+        [--ours '{"frontend_player_target_latency_fragments": 2}']   (role variables to try)
+
+Figures, not a test: it fails only when the service or the browser does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+from service_lab import RESULTS, ROOT, Service, service_lab
+
+# pylint: disable=wrong-import-position,wrong-import-order
+from probes.browser import Browser  # noqa: E402  (service_lab puts tests/ on the path)
+from probes.hls import HlsClient, HlsError  # noqa: E402
+from probes.timestamp import DECODER_JS, segment_capture_times, stamp_filter  # noqa: E402
+
+STACK = "bench-latency"
+OUTPUT = RESULTS / "latency.json"
+AIM_MEDIAN_MS = 3000
+# the backend's test pattern with the roles' defaults: 720p at 30 frames per second
+WIDTH, HEIGHT, RATE = 1280, 720, 30
+STREAM = "test"
+
+ARMS = {
+    "original": {
+        "description": "original design: 5 s fragments, nginx-rtmp's default 30 s playlist, hls.js defaults",
+        "fragment_seconds": 5,
+        # nginx-rtmp's default playlist is 30 s; {} and 0: hls.js as it comes
+        "overrides": {"livestream_hls_fragment_seconds": 5, "frontend_hls_playlist_fragments": 6,
+                      "frontend_player_hls_config": {}, "frontend_player_target_latency_fragments": 0},
+    },
+    "ours": {
+        "description": "ours: the roles' defaults (1 s fragments, 4-fragment playlist, the player's live sync)",
+        "fragment_seconds": 1,
+        "overrides": {},
+    },
+}
+
+# Installed as soon as a page has loaded, before playback starts: counts the times the video
+# runs out of data once it has played (a "waiting" event after the first "playing") and for
+# how long, and the player's non-fatal errors (bufferStalledError...) once the page's hls.js
+# instance exists (player.js's global `hls`).
+WATCH_JS = """
+const video = document.querySelector("video");
+const probe = window.latencyProbe = { started: null, stalls: [], since: null, playerErrors: {} };
+video.addEventListener("waiting", () => {
+  if (probe.started !== null && probe.since === null) probe.since = performance.now();
+});
+video.addEventListener("playing", () => {
+  const now = performance.now();
+  if (probe.started === null) probe.started = now;
+  if (probe.since !== null) {
+    probe.stalls.push({ atS: (probe.since - probe.started) / 1000, ms: now - probe.since });
+    probe.since = null;
+  }
+});
+let watched = null;
+setInterval(() => {
+  if (typeof hls === "undefined" || !hls || hls === watched || !window.Hls) return;
+  watched = hls;
+  hls.on(Hls.Events.ERROR, (event, data) => {
+    probe.playerErrors[data.details] = (probe.playerErrors[data.details] || 0) + 1;
+  });
+}, 20);
+"""
+
+READ_JS = """
+const video = document.querySelector("video");
+const probe = window.latencyProbe;
+const player = (typeof hls !== "undefined" && hls) ? hls : null;
+const stalls = probe.stalls.slice();
+if (probe.since !== null) {
+  stalls.push({ atS: (probe.since - probe.started) / 1000, ms: performance.now() - probe.since, ongoing: true });
+}
+return {
+  stalls: stalls,
+  playerErrors: probe.playerErrors,
+  fatalError: document.body.dataset.playerError || null,
+  playbackRate: video.playbackRate,
+  targetLatency: player && player.targetLatency !== undefined ? player.targetLatency : null,
+  // the settings the page gave the player (frontend_player_*), and what hls.js made of them
+  pageSettings: { hlsConfig: JSON.parse(video.dataset.hlsConfig || "{}"),
+                  targetLatencyFragments: Number(video.dataset.targetLatencyFragments || 0) },
+  config: player ? { liveSyncDurationCount: player.config.liveSyncDurationCount,
+                     liveSyncDuration: player.config.liveSyncDuration === undefined ? null : player.config.liveSyncDuration,
+                     maxLiveSyncPlaybackRate: player.config.maxLiveSyncPlaybackRate } : null,
+};
+"""
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def settle(client: HlsClient, url: str, timeout: float) -> float:
+    """Wait until the media playlist lists only segments published after this call began
+    (after configure.yml returned: the arm's settings are in force), at least 3 of them.
+    Returns the seconds it took."""
+    started = time.monotonic()
+    before = {segment.uri for segment in client.media_playlist(url).segments}
+    while time.monotonic() - started < timeout:
+        try:
+            playlist = client.media_playlist(url)
+        except HlsError:
+            playlist = None
+        if playlist and len(playlist.segments) >= 3 and not before & {s.uri for s in playlist.segments}:
+            return time.monotonic() - started
+        time.sleep(0.25)
+    raise RuntimeError(f"{url}: the playlist still lists segments from before the new settings after {timeout:.0f} s")
+
+
+def listing_ages(client: HlsClient, url: str, fragment_seconds: int, count: int = 2) -> list[int]:
+    """For the next `count` segments: how old (ms) the segment's newest frame is when the
+    playlist first lists it: the latency before any player."""
+    ages = []
+    for arrival in client.new_segments(url, count=count, timeout=(count + 2) * fragment_seconds + 5):
+        captures = [capture for capture in segment_capture_times(arrival.body) if capture is not None]
+        if captures:
+            ages.append(round(arrival.listed_at * 1000 - max(captures)))
+    return ages
+
+
+def sample_page_load(browser: Browser, player_url: str, sample_seconds: float, interval: float,
+                     start_timeout: float) -> dict:
+    opened = time.monotonic()
+    title = browser.open(player_url)
+    if not browser.driver.find_elements("css selector", "video"):
+        raise RuntimeError(f"{player_url}: no player page (title {title!r}): {browser.driver.page_source[:300]!r}")
+    browser.driver.execute_script(WATCH_JS)
+    state = browser.wait_playing(min_advance_s=1, timeout=start_timeout)
+    to_play = time.monotonic() - opened
+    latencies, timeline, unreadable = [], [], 0
+    end = time.monotonic() + sample_seconds
+    while time.monotonic() < end:
+        taken = time.monotonic()
+        sample = browser.run_async(DECODER_JS)
+        if sample.get("capture") is None:
+            unreadable += 1
+        else:
+            latencies.append(sample["displayed"] - sample["capture"])
+            timeline.append([round(taken - opened, 1), round(latencies[-1])])
+        time.sleep(max(0.0, interval - (time.monotonic() - taken)))
+    watched = browser.driver.execute_script(READ_JS)
+    return {"title": title, "seconds_to_play": round(to_play, 1), "size": [state.width, state.height],
+            "latencies": latencies, "timeline": timeline, "unreadable": unreadable, **watched}
+
+
+def measure_arm(service: Service, name: str, arm: dict, *, page_loads: int, sample_seconds: float,
+                interval: float = 0.5, extra: dict | None = None) -> dict:
+    overrides = {"backend_source_filter": stamp_filter(WIDTH, HEIGHT, RATE), **arm["overrides"], **(extra or {})}
+    started = time.monotonic()
+    service.configure(**overrides)
+    configured = time.monotonic() - started
+
+    summary = service.summary
+    resolve = {summary["domain"]: summary["frontend_address"]}
+    client = HlsClient(resolve=resolve, ca_file=summary["ca_cert"])
+    url = f"{summary['player_url']}hls/{STREAM}.m3u8"
+    fragment = arm["fragment_seconds"]
+    settled = settle(client, url, timeout=10 * fragment + 30)
+    playlist = client.media_playlist(url)
+    ages = listing_ages(client, url, fragment)
+
+    loads = []
+    with Browser(ca_file=summary["ca_cert"], resolve=resolve) as browser:
+        for _ in range(page_loads):
+            loads.append(sample_page_load(browser, f"{summary['player_url']}?stream={STREAM}", sample_seconds,
+                                          interval, start_timeout=6 * fragment + 30))
+    latencies = [value for load in loads for value in load["latencies"]]
+    if not latencies:
+        raise RuntimeError(f"{name}: no frame's strip could be read")
+    errors: dict[str, int] = {}
+    for load in loads:
+        for detail, count in load["playerErrors"].items():
+            errors[detail] = errors.get(detail, 0) + count
+    settings = {key: value for key, value in overrides.items() if key != "backend_source_filter"}
+    return {
+        "description": arm["description"],
+        "overrides": settings,
+        "playlist": {"target_duration_s": playlist.target_duration, "segments": len(playlist.segments),
+                     "segment_durations_s": [round(segment.duration, 3) for segment in playlist.segments]},
+        "player": {"page": loads[-1]["pageSettings"], "hls_js_at_end": loads[-1]["config"]},
+        "latency_ms": {
+            "samples": len(latencies),
+            "unreadable": sum(load["unreadable"] for load in loads),
+            "median": round(statistics.median(latencies)),
+            "p95": round(percentile(latencies, 0.95)),
+            "min": round(min(latencies)),
+            "max": round(max(latencies)),
+            "median_per_page_load": [round(statistics.median(load["latencies"])) for load in loads if load["latencies"]],
+            # where each page load had got to: the last 2 s of its sampling period
+            "median_at_end_per_page_load": [round(statistics.median(load["latencies"][-round(2 / interval):])) for load in loads if load["latencies"]],
+        },
+        "stalls": sum(len(load["stalls"]) for load in loads),
+        "stalled_ms": round(sum(stall["ms"] for load in loads for stall in load["stalls"])),
+        # per page load: when (seconds after playback began) and how long (ms) the video waited
+        "stall_events": [[[round(stall["atS"], 1), round(stall["ms"])] for stall in load["stalls"]] for load in loads],
+        "player_errors": errors,
+        "fatal_errors": [load["fatalError"] for load in loads if load["fatalError"]],
+        "target_latency_s": [None if load["targetLatency"] is None else round(load["targetLatency"], 2) for load in loads],
+        "playback_rate_at_end": [load["playbackRate"] for load in loads],
+        "seconds_to_play": [load["seconds_to_play"] for load in loads],
+        "newest_frame_age_when_listed_ms": ages,
+        # per page load: [seconds since the page was opened, latency ms] of every sample
+        "samples_per_page_load": [load["timeline"] for load in loads],
+        "seconds": {"configure": round(configured, 1), "settle": round(settled, 1),
+                    "total": round(time.monotonic() - started, 1)},
+    }
+
+
+def print_table(report: dict) -> None:
+    print(f"glass-to-glass latency on the lab ({report['host']['cpus']} CPUs, load "
+          f"{report['host']['load_average']['before']} before, {report['host']['load_average']['after']} after)")
+    print(f"  {'arm':<9} {'median':>8} {'p95':>8} {'min':>8} {'max':>8} {'samples':>8} {'stalls':>7}"
+          "   per page load: median, last 2 s; before the player")
+    for name, arm in report["arms"].items():
+        latency = arm["latency_ms"]
+        loads = ", ".join(f"{value / 1000:.2f}" for value in latency["median_per_page_load"])
+        ends = ", ".join(f"{value / 1000:.2f}" for value in latency["median_at_end_per_page_load"])
+        ages = ", ".join(f"{value / 1000:.2f}" for value in arm["newest_frame_age_when_listed_ms"])
+        print(f"  {name:<9} {latency['median'] / 1000:>6.2f} s {latency['p95'] / 1000:>6.2f} s "
+              f"{latency['min'] / 1000:>6.2f} s {latency['max'] / 1000:>6.2f} s {latency['samples']:>8} {arm['stalls']:>7}"
+              f"   {loads} s; {ends} s; {ages} s")
+    aim = report["aim"]
+    print(f"  aim: median under {aim['median_ms'] / 1000:.0f} s with ours: {'met' if aim['met'] else 'NOT met'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--page-loads", type=int, default=3, help="page loads per arm (default 3)")
+    parser.add_argument("--sample-seconds", type=float, default=10.0,
+                        help="seconds each page load is sampled, every 0.5 s (default 10)")
+    parser.add_argument("--ours", type=json.loads, default=None, metavar="JSON",
+                        help="role variables to try in the ours arm, e.g. "
+                             "'{\"frontend_player_target_latency_fragments\": 2}'")
+    parser.add_argument("--arms", default="original,ours", help=f"comma-separated, of: {', '.join(ARMS)}")
+    parser.add_argument("--keep", action="store_true", help="leave the lab up (LIVESTREAM_STACK=bench-latency make lab-down)")
+    arguments = parser.parse_args()
+
+    started = time.monotonic()
+    load_before = os.getloadavg()[0]
+    with service_lab(STACK, keep=arguments.keep) as service:
+        lab_seconds = time.monotonic() - started
+        arms = {name: measure_arm(service, name, ARMS[name], page_loads=arguments.page_loads,
+                                  sample_seconds=arguments.sample_seconds,
+                                  extra=arguments.ours if name == "ours" else None)
+                for name in arguments.arms.split(",")}
+    load_after = os.getloadavg()[0]
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": {"cpus": os.cpu_count(), "kernel": platform.release(),
+                 "load_average": {"before": round(load_before, 2), "after": round(load_after, 2)}},
+        "scope": "the lab's full service: backend ffmpeg -> RTMP -> frontend nginx-rtmp HLS -> HTTPS -> Chromium",
+        "method": {"stream": f"test pattern {WIDTH}x{HEIGHT} at {RATE} fps with the capture-time strip",
+                   "page_loads": arguments.page_loads, "sample_seconds_per_load": arguments.sample_seconds,
+                   "sample_interval_s": 0.5, "browser": "headless Chromium, hls.js of the player page"},
+        "arms": arms,
+        "aim": {"median_ms": AIM_MEDIAN_MS,
+                "met": "ours" in arms and arms["ours"]["latency_ms"]["median"] < AIM_MEDIAN_MS
+                and arms["ours"]["stalls"] == 0},
+        "seconds": {"lab": round(lab_seconds, 1), "total": round(time.monotonic() - started, 1)},
+    }
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report)
+    print(f"written to {OUTPUT.relative_to(ROOT)} in {report['seconds']['total']:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
