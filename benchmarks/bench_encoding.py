@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from service_lab import RESULTS, ROOT, Service  # noqa: F401  (puts tests/ and lab/ on the path)
-from lab_machines import (bench_service, cgroup_cpu_seconds, host_cpu, host_info, unit_cgroup,  # noqa: E402
+from lab_machines import (bench_service, lab_arguments, cgroup_cpu_seconds, host_cpu, host_info, unit_cgroup,  # noqa: E402
                           unit_cpu_seconds, unit_pids)
 from lab_support import stream_key  # noqa: E402
 from probes.hls import HlsClient, HlsError  # noqa: E402
@@ -140,9 +140,7 @@ def ffmpeg_command(service: Service) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--stack", default=STACK, help="the lab's stack name (default %(default)s)")
-    parser.add_argument("--reuse", action="store_true", help="use the lab already running under the stack, if any, and leave it up")
-    parser.add_argument("--keep", action="store_true", help="leave the lab up at the end (for --reuse)")
+    lab_arguments(parser, STACK)
     parser.add_argument("--window-seconds", type=float, default=30, help="measurement window of each arm")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of: {', '.join(ARMS)}")
     args = parser.parse_args()

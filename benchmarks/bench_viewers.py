@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service_lab import RESULTS, ROOT, Service  # noqa: F401  (puts tests/ and lab/ on the path)
-from lab_machines import (bench_service, cgroup_cpu_seconds, host_cpu, host_info, in_network_of,  # noqa: E402
+from lab_machines import (bench_service, lab_arguments, cgroup_cpu_seconds, host_cpu, host_info, in_network_of,  # noqa: E402
                           unit_cgroup, unit_pids)
 from probes.hls import HlsClient, run_viewers  # noqa: E402
 
@@ -265,9 +265,7 @@ def arm_figures(arm: Arm, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--stack", default=STACK, help="the lab's stack name (default %(default)s)")
-    parser.add_argument("--reuse", action="store_true", help="use the lab already running under the stack, if any, and leave it up")
-    parser.add_argument("--keep", action="store_true", help="leave the lab up at the end (for --reuse)")
+    lab_arguments(parser, STACK)
     parser.add_argument("--start", type=int, default=60, help="viewers of the first run")
     parser.add_argument("--limit", type=int, default=960, help="most viewers ever run (each is a connection; nginx has 1024 per worker)")
     parser.add_argument("--step-seconds", type=float, default=15, help="length of each run")

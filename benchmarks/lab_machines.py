@@ -47,6 +47,13 @@ def bench_service(stack: str, *, reuse: bool = False, keep: bool = False):
         yield service
 
 
+def lab_arguments(parser, stack: str) -> None:
+    """The options of a benchmark that runs on a lab: which, and whether to reuse or keep it."""
+    parser.add_argument("--stack", default=stack, help="the lab's stack name (default %(default)s)")
+    parser.add_argument("--reuse", action="store_true", help="use the lab already running under the stack, if any, and leave it up")
+    parser.add_argument("--keep", action="store_true", help="leave the lab up at the end (for --reuse)")
+
+
 def machine_dir(lab: config.LabConfig, name: str) -> Path:
     """The lab's state directory of the machine called `name` (its host name)."""
     for spec in sorted((lab.state_dir / "machines").glob("*/machine.json")):
