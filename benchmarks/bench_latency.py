@@ -194,7 +194,7 @@ def measure_arm(service: Service, name: str, arm: dict, *, page_loads: int, samp
 
     loads = []
     with Browser(ca_file=summary["ca_cert"], resolve=resolve) as browser:
-        for _ in range(page_loads):
+        for _load in range(page_loads):
             loads.append(sample_page_load(browser, f"{summary['player_url']}?stream={STREAM}", sample_seconds,
                                           interval, start_timeout=6 * fragment + 30))
     latencies = [value for load in loads for value in load["latencies"]]

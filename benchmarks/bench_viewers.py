@@ -115,7 +115,7 @@ class Generator:
         assert self.process.stdin and self.process.stdout
         self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout_s)
+        ready = select.select([self.process.stdout], [], [], timeout_s)[0]
         line = self.process.stdout.readline() if ready else ""
         if not line:
             raise RuntimeError(f"the load generator gave no answer to {command['op']} within {timeout_s:.0f} s")

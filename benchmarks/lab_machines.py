@@ -98,9 +98,8 @@ def cgroup_cpu_seconds(cgroup: Path) -> float:
     """CPU seconds used so far by every process that ran in the cgroup (cpu.stat usage_usec):
     processes that exited are still counted, unlike /proc/<pid>/stat."""
     for line in (cgroup / "cpu.stat").read_text().splitlines():
-        key, _, value = line.partition(" ")
-        if key == "usage_usec":
-            return int(value) / 1e6
+        if line.startswith("usage_usec "):
+            return int(line.split()[1]) / 1e6
     raise LookupError(f"{cgroup}/cpu.stat has no usage_usec")
 
 

@@ -27,7 +27,7 @@ for path in (ROOT / "tests", ROOT / "lab"):
 
 import lab_support  # noqa: E402
 from lab_support import inventory_hosts, ssh as lab_ssh  # noqa: E402
-from livestream_lab import config, lab as lab_flow  # noqa: E402
+from livestream_lab import config  # noqa: E402
 
 
 @dataclass
@@ -62,9 +62,5 @@ def service_lab(stack: str, keep: bool = False):
     unless `keep` (then `LIVESTREAM_STACK=<stack> make lab-down` removes it)."""
     require_root()
     settings = config.load(stack)
-    if keep:
-        lab_flow.down(settings)  # a lab left over by an interrupted run
-        yield Service(settings, lab_flow.up(settings), inventory_hosts(settings))
-        return
-    with lab_support.service_lab(stack) as summary:
+    with lab_support.service_lab(stack, keep=keep) as summary:
         yield Service(settings, summary, inventory_hosts(settings))

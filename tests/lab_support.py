@@ -112,16 +112,17 @@ def machine_names(lab_config) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def service_lab(stack: str):
+def service_lab(stack: str, keep: bool = False):
     """A lab under `stack` with the service configured by site.yml (its summary, lab.json),
-    taken down at the end; one left over by an interrupted run is removed first."""
+    taken down at the end unless `keep`; one left over by an interrupted run is removed first."""
     require_lab_host()
     settings = config.load(stack)
     lab_flow.down(settings)
     try:
         yield lab_flow.up(settings)
     finally:
-        lab_flow.down(settings)
+        if not keep:
+            lab_flow.down(settings)
 
 
 def stream_key(lab_config, stream: str = "test") -> str:

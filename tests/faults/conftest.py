@@ -14,7 +14,7 @@ import pytest
 
 from livestream_lab import config
 from probes.hls import HlsClient
-from service_fixtures import lab, machines, ssh  # noqa: F401  (the suite's fixtures)
+from service_fixtures import lab, machines, ssh  # noqa: F401  pylint: disable=unused-import
 
 STACK = os.environ.get("LIVESTREAM_FAULTS_STACK", "faults")
 
