@@ -23,6 +23,7 @@ from typing import Callable
 
 from service_lab import Service, inventory_hosts, service_lab
 from livestream_lab import config  # noqa: E402  (on the path once service_lab is imported)
+from livestream_lab.machines import in_network_of, leader_pid, named_dir  # noqa: E402,F401  pylint: disable=unused-import
 
 CpuSampler = Callable[[], float]
 
@@ -54,40 +55,10 @@ def lab_arguments(parser, stack: str) -> None:
     parser.add_argument("--keep", action="store_true", help="leave the lab up at the end (for --reuse)")
 
 
-def machine_dir(lab: config.LabConfig, name: str) -> Path:
-    """The lab's state directory of the machine called `name` (its host name)."""
-    for spec in sorted((lab.state_dir / "machines").glob("*/machine.json")):
-        if json.loads(spec.read_text())["name"] == name:
-            return spec.parent
-    raise LookupError(f"{lab.stack}: no machine called {name}")
-
-
-def leader_pid(lab: config.LabConfig, name: str) -> int:
-    """The host's PID of the machine's init (PID 1 inside): nsenter's target for its namespaces."""
-    nspawn = int((machine_dir(lab, name) / "nspawn.pid").read_text().strip())
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue  # gone since the listing
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if int(fields.get("PPid", "0").strip()) == nspawn and fields.get("NSpid", "").split()[-1:] == ["1"]:
-            return int(entry.name)
-    raise LookupError(f"{lab.stack}: machine {name} is not running (no init under nspawn {nspawn})")
-
-
-def in_network_of(lab: config.LabConfig, name: str, argv: list[str]) -> list[str]:
-    """`argv` run from the host inside the machine's network namespace only: the machine's
-    addresses and loopback, the host's files, processes and CPU accounting."""
-    return ["nsenter", f"--target={leader_pid(lab, name)}", "--net", "--", *argv]
-
-
 def unit_cgroup(lab: config.LabConfig, name: str, unit: str) -> Path:
     """The cgroup (unified hierarchy) of the machine's systemd unit `unit`, e.g.
     ``nginx.service`` or ``livestream-stream@test.service`` (under its template's slice)."""
-    top = config.CGROUP_ROOT / "unified" / lab.cgroup_name / machine_dir(lab, name).name
+    top = config.CGROUP_ROOT / "unified" / lab.cgroup_name / named_dir(lab, name).name
     found = sorted(top.rglob(unit), key=lambda path: len(path.parts))
     if not found:
         raise LookupError(f"{lab.stack}: no unit {unit} running on {name}")

@@ -74,11 +74,12 @@ def snapshot() -> dict[str, set[str]]:
 
 def lab_identifiers(settings: config.LabConfig, summary: dict | None) -> list[str]:
     """Strings that only this lab's traces contain."""
-    marks = [f"ls{settings.tag}", settings.netns, str(settings.state_dir), settings.cgroup_name,
-             f"livestream-lab:{settings.stack}", f"livestream-lab {settings.stack}", settings.domain,
-             str(settings.transit_network.network_address)[:-1]]
+    marks = [f"ls{settings.tag}", settings.netns, settings.gateway_netns, str(settings.state_dir),
+             settings.cgroup_name, f"livestream-lab:{settings.stack}", f"livestream-lab {settings.stack}",
+             settings.domain, f"{settings.internet_address}/", f"{settings.outsider_address}/"]
     if summary:
-        marks.append(".".join(summary["frontend_address"].split(".")[:2]) + ".")
+        marks += [f"{summary[key]} " for key in ("frontend_address", "bastion_address")]
+        marks.append(summary["vpc_cidr"].split(".0.0/")[0] + ".")
     return marks
 
 
@@ -92,7 +93,8 @@ def ssh(lab_config, host: str, command: str, check: bool = True, timeout: float 
 
 
 def inventory_hosts(lab_config) -> dict[str, dict[str, str]]:
-    """role -> {name, address}, from the inventory plugin's view of the stack."""
+    """role -> {name, address (how Ansible reaches it), private, public (None without one)},
+    from the inventory plugin's view of the stack."""
     def inventory(*arguments: str) -> dict:
         result = subprocess.run(["ansible-inventory", "-i", str(lab_flow.inventory_path(lab_config)), *arguments],
                                 capture_output=True, text=True, check=True, timeout=120)
@@ -102,7 +104,9 @@ def inventory_hosts(lab_config) -> dict[str, dict[str, str]]:
     hosts = {}
     for role in ("bastion", "frontend", "backend"):
         name = groups[role]["hosts"][0]
-        hosts[role] = {"name": name, "address": inventory("--host", name)["ansible_host"]}
+        variables = inventory("--host", name)
+        hosts[role] = {"name": name, "address": variables["ansible_host"],
+                       "private": variables["ec2_private_ip_address"], "public": variables.get("ec2_public_ip_address")}
     return hosts
 
 

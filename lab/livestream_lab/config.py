@@ -23,9 +23,18 @@ CACHE_ROOT = Path(os.environ.get("LIVESTREAM_LAB_CACHE", "/var/cache/livestream-
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_HIERARCHIES = ("systemd", "unified")
 
-# Carrier-grade NAT space is never routed on the internet and rarely used on hosts: a /30
-# per lab from it links the root namespace ("the internet") to the lab's router.
+# Carrier-grade NAT space is never routed on the internet and rarely used on hosts: a /28
+# per lab from it links the root namespace ("the internet") to the lab's internet gateway
+# (a /29) and the gateway to the VPC router (a /30).
 TRANSIT_BLOCK = ipaddress.ip_network("100.64.0.0/10")
+TRANSIT_PREFIX = 28
+# The instances' public and Elastic IPs: a /24 per lab from the block reserved for
+# benchmarking networks (RFC 2544), assigned only inside the lab's namespaces. moto's own
+# choices (54.214.x, a real AWS block, and 127.x, loopback) are never handed out.
+PUBLIC_BLOCK = ipaddress.ip_network("198.18.0.0/15")
+PUBLIC_PREFIX = 24
+# what a lab API serves when no lab owns it (tests/api): the block's last /24, which no lab picks
+STANDALONE_PUBLIC_BLOCK = list(PUBLIC_BLOCK.subnets(new_prefix=PUBLIC_PREFIX))[-1]
 APT_PROXY_PORT = 3142
 ACME_PORT = 14000
 ACME_MANAGEMENT_PORT = 15000
@@ -91,7 +100,13 @@ class LabConfig:
     # -- kernel object names ---------------------------------------------------------
     @property
     def netns(self) -> str:
+        """The VPC router's namespace."""
         return f"ls{self.tag}-router"
+
+    @property
+    def gateway_netns(self) -> str:
+        """The internet gateway's namespace, between the VPC router and the internet."""
+        return f"ls{self.tag}-igw"
 
     def bridge(self, subnet_index: int) -> str:
         return f"ls{self.tag}b{subnet_index}"
@@ -102,8 +117,13 @@ class LabConfig:
 
     @property
     def transit_links(self) -> tuple[str, str]:
-        """(root side, router side) of the veth between "the internet" and the router."""
+        """(root side, gateway side) of the veth between "the internet" and the internet gateway."""
         return f"ls{self.tag}t0", f"ls{self.tag}t1"
+
+    @property
+    def gateway_links(self) -> tuple[str, str]:
+        """(gateway side, router side) of the veth between the internet gateway and the VPC router."""
+        return f"ls{self.tag}g0", f"ls{self.tag}g1"
 
     def machine_veth(self, machine_index: int, interface_index: int) -> str:
         return f"ls{self.tag}m{machine_index}i{interface_index}"
@@ -111,18 +131,51 @@ class LabConfig:
     # -- addresses -------------------------------------------------------------------
     @property
     def transit_network(self) -> ipaddress.IPv4Network:
-        slots = TRANSIT_BLOCK.num_addresses // 4
-        base = int(TRANSIT_BLOCK.network_address) + (self.number % slots) * 4
-        return ipaddress.ip_network(f"{ipaddress.ip_address(base)}/30")
+        """This lab's /28 of the transit block: both links below."""
+        size = 2 ** (32 - TRANSIT_PREFIX)
+        slots = TRANSIT_BLOCK.num_addresses // size
+        base = int(TRANSIT_BLOCK.network_address) + (self.number % slots) * size
+        return ipaddress.ip_network(f"{ipaddress.ip_address(base)}/{TRANSIT_PREFIX}")
+
+    @property
+    def internet_network(self) -> ipaddress.IPv4Network:
+        """The link between the root namespace and the internet gateway."""
+        return next(self.transit_network.subnets(new_prefix=29))
 
     @property
     def internet_address(self) -> ipaddress.IPv4Address:
-        """The root namespace's address: the apt proxy and the ACME server listen here."""
-        return self.transit_network.network_address + 1
+        """The root namespace's address: the controller, the apt proxy and the ACME server.
+        The lab's admin CIDR is this address alone."""
+        return self.internet_network.network_address + 1
 
     @property
-    def router_transit_address(self) -> ipaddress.IPv4Address:
-        return self.transit_network.network_address + 2
+    def outsider_address(self) -> ipaddress.IPv4Address:
+        """Another host on the internet, outside the admin CIDRs (what the bastion refuses)."""
+        return self.internet_network.network_address + 2
+
+    @property
+    def gateway_internet_address(self) -> ipaddress.IPv4Address:
+        """The internet gateway on the internet's side: where the public block is routed."""
+        return self.internet_network.broadcast_address - 1
+
+    @property
+    def gateway_network(self) -> ipaddress.IPv4Network:
+        """The link between the internet gateway and the VPC router."""
+        return list(self.transit_network.subnets(new_prefix=30))[2]
+
+    @property
+    def gateway_vpc_address(self) -> ipaddress.IPv4Address:
+        """The internet gateway on the VPC's side: where a route to igw-... leads."""
+        return self.gateway_network.network_address + 1
+
+    @property
+    def router_gateway_address(self) -> ipaddress.IPv4Address:
+        return self.gateway_network.network_address + 2
+
+    def default_public_block(self, offset: int = 0) -> ipaddress.IPv4Network:
+        """The /24 of the public block this lab's API hands out, from the stack name."""
+        blocks = list(PUBLIC_BLOCK.subnets(new_prefix=PUBLIC_PREFIX))[:-1]  # the last is the standalone API's
+        return blocks[(self.number + offset) % len(blocks)]
 
     def default_vpc_cidr(self, offset: int = 0) -> ipaddress.IPv4Network:
         """10.X.0.0/16 with X from the stack name, clear of 10.0/16 (AWS's default, often taken)."""

@@ -23,6 +23,8 @@ MIRROR = "http://deb.debian.org/debian"
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "python3", "iproute2",
     "ca-certificates", "debian-archive-keyring",
+    # as in Debian's cloud images: security updates installed unattended
+    "unattended-upgrades",
 )
 # What a Debian cloud image does on first boot, done once at build time instead.
 # The per-machine parts (addresses, key, apt proxy, host keys) are written by machines.py.
@@ -50,8 +52,18 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
 printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' > /etc/hosts
 systemctl enable systemd-networkd
+# Debian's cloud images update the package lists and run unattended-upgrades soon after
+# a new instance boots, holding apt's locks while the first playbook wants them. Here
+# it is soon after every boot (not at a random time), so that the roles meet it.
+printf 'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n' \
+  > /etc/apt/apt.conf.d/20auto-upgrades
+for timer in apt-daily apt-daily-upgrade; do
+  mkdir -p /etc/systemd/system/$timer.timer.d
+  printf '[Timer]\nOnBootSec=5s\nRandomizedDelaySec=0\n' > /etc/systemd/system/$timer.timer.d/10-lab-after-boot.conf
+done
+systemctl enable apt-daily.timer apt-daily-upgrade.timer
 # timers that would reach for the network at random times during a test
-systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer dpkg-db-backup.timer
+systemctl mask e2scrub_all.timer fstrim.timer dpkg-db-backup.timer
 apt-get clean
 rm -rf /var/lib/apt/lists/*
 """

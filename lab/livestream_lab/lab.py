@@ -62,8 +62,8 @@ def up(lab: LabConfig, checks: bool = True, configure_service: bool = True) -> d
         run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"livestream-lab-{lab.stack}", "-f", lab.ssh_key)
 
     image.build(log=log)
-    moto = _moto(lab, state)
-    vpc = _vpc_cidr(lab, state)
+    moto = _moto(lab, state, _free_block(state, "public_block", lab.default_public_block))
+    vpc = _free_block(state, "vpc_cidr", lab.default_vpc_cidr)
     provision.provision(lab, vpc, moto.environment(), log=log)
     stack = describe(lab.stack, moto.environment())
     if stack.vpc_cidr != vpc:
@@ -79,7 +79,8 @@ def up(lab: LabConfig, checks: bool = True, configure_service: bool = True) -> d
         machines.start(lab, stack, index, instance)
     for instance in stack.instances:
         machines.wait_booted(lab, instance)
-    log(f"machines up: {', '.join(f'{i.name} {i.private_address}' for i in stack.instances)}")
+    log("machines up: " + ", ".join(f"{i.name} {i.private_address}" + (f" (public {i.public_address})" if i.public_address else "")
+                                    for i in stack.instances))
     write_access(lab, stack)
     write_inventory(lab, moto)
     # for a shell: `. <state>/aws.env` points the AWS CLI, boto3 and Ansible at the lab's API
@@ -88,8 +89,11 @@ def up(lab: LabConfig, checks: bool = True, configure_service: bool = True) -> d
     summary = {
         "stack": lab.stack,
         "domain": lab.domain,
+        "vpc_cidr": str(stack.vpc_cidr),
         "player_url": f"https://{lab.domain}/",
-        "frontend_address": str(stack.by_role("frontend").private_address),
+        # how the internet reaches them: the frontend's Elastic IP, the bastion's public IP
+        "frontend_address": str(stack.by_role("frontend").public_address),
+        "bastion_address": str(stack.by_role("bastion").public_address),
         "ca_cert": str(lab.ca_cert),
         "acme_directory": lab.acme_directory,
         "acme_ca_bundle": str(lab.state_dir / "acme" / "tls-ca.pem"),
@@ -121,27 +125,28 @@ def _refuse_name_clash(lab: LabConfig) -> None:
                                f"{lab.stack!r}'s: take it down or choose another stack name")
 
 
-def _moto(lab: LabConfig, state: State) -> MotoServer:
+def _moto(lab: LabConfig, state: State, public_block: ipaddress.IPv4Network) -> MotoServer:
     known = state["moto"]
     if known and alive(known["pid"]):
-        server = MotoServer(port=known["port"], recording_dir=lab.state_dir / "moto")
+        server = MotoServer(port=known["port"], recording_dir=lab.state_dir / "moto", public_block=public_block)
         try:
             server.api("GET", "/moto-api/data.json")
             return server
         except OSError:
             pass
     server = MotoServer(log_path=lab.state_dir / "moto.log", env={MARKER: str(lab.state_dir)},
-                        recording_dir=lab.state_dir / "moto")
+                        recording_dir=lab.state_dir / "moto", public_block=public_block)
     server.start()
     state["moto"] = {"pid": server.process.pid, "port": server.port, "url": server.url}
-    log(f"the lab's AWS API (moto) listens on {server.url}")
+    log(f"the lab's AWS API (moto) listens on {server.url}, public addresses from {public_block}")
     return server
 
 
-def _vpc_cidr(lab: LabConfig, state: State) -> ipaddress.IPv4Network:
-    """The stack's address block: from the stack name, moved on if the host already uses it."""
-    if state["vpc_cidr"]:
-        return ipaddress.ip_network(state["vpc_cidr"])
+def _free_block(state: State, key: str, propose) -> ipaddress.IPv4Network:
+    """An address block of the lab's (the VPC's, the public addresses'): ``propose(0)``
+    from the stack name, moved on while the host already routes any of it; kept in the state."""
+    if state[key]:
+        return ipaddress.ip_network(state[key])
     used = []
     for line in output("ip", "-4", "route", "show", "table", "all").splitlines():
         words = line.split()
@@ -151,29 +156,32 @@ def _vpc_cidr(lab: LabConfig, state: State) -> ipaddress.IPv4Network:
         except ValueError:
             continue
     for offset in range(224):
-        vpc = lab.default_vpc_cidr(offset)
-        if not any(vpc.overlaps(net) for net in used if net.prefixlen > 0):
-            state["vpc_cidr"] = str(vpc)
-            return vpc
-    raise RuntimeError("no free 10.x.0.0/16 block for the lab's VPC")
+        block = propose(offset)
+        if not any(block.overlaps(net) for net in used if net.prefixlen > 0):
+            state[key] = str(block)
+            return block
+    raise RuntimeError(f"no free address block for the lab's {key} (tried 224 from {propose(0)})")
 
 
 def write_access(lab: LabConfig, stack: Stack) -> None:
-    """An ssh config for people and tests (`ssh -F <state>/ssh_config live-backend`):
-    private addresses, every machine but the bastion through the bastion (the security
-    groups let SSH in from the bastion only), the machines' known host keys.
+    """An ssh config for people and tests (`ssh -F <state>/ssh_config live-backend`), the
+    path the inventory plugin takes on AWS: the bastion at its public address, every other
+    machine at its private address through the bastion (the security groups let SSH in
+    from the bastion's private address only); the machines' known host keys.
     Ansible uses the inventory plugin instead (write_inventory)."""
     bastion = stack.by_role("bastion")
     known_hosts = []
     config_lines = []
     for instance in stack.instances:
         root = machines.machine_dir(lab, instance) / "root"
+        names = ",".join(str(address) for address in (instance.private_address, instance.public_address) if address)
         for key in sorted((root / "etc/ssh").glob("ssh_host_*_key.pub")):
             kind, material = key.read_text().split()[:2]
-            known_hosts.append(f"{instance.private_address} {kind} {material}")
-        config_lines += [f"Host {instance.name} {instance.private_address}", f"  HostName {instance.private_address}"]
+            known_hosts.append(f"{names} {kind} {material}")
+        address = bastion.public_address if instance.id == bastion.id else instance.private_address
+        config_lines += [f"Host {instance.name} {address}", f"  HostName {address}"]
         if instance.id != bastion.id:
-            config_lines.append(f"  ProxyJump admin@{bastion.private_address}")
+            config_lines.append(f"  ProxyJump admin@{bastion.public_address}")
     config_lines += [
         "Host *", "  User admin", f"  IdentityFile {lab.ssh_key}", "  IdentitiesOnly yes",
         f"  UserKnownHostsFile {lab.known_hosts}", "  StrictHostKeyChecking yes", "  LogLevel ERROR",
@@ -189,7 +197,8 @@ def inventory_path(lab: LabConfig) -> Path:
 
 
 def write_inventory(lab: LabConfig, moto: MotoServer) -> None:
-    """The collection's inventory plugin, pointed at the lab: private addresses, lab key."""
+    """The collection's inventory plugin as the README configures it for AWS, pointed at
+    the lab: its endpoint and credentials, its key, its known host keys; nothing else."""
     known_hosts = ["-o", f"UserKnownHostsFile={lab.known_hosts}", "-o", "StrictHostKeyChecking=yes"]
     settings = {
         "plugin": "livestream.aws.stack",
@@ -198,7 +207,6 @@ def write_inventory(lab: LabConfig, moto: MotoServer) -> None:
         "regions": [moto.environment()["AWS_DEFAULT_REGION"]],
         "access_key": moto.environment()["AWS_ACCESS_KEY_ID"],
         "secret_key": moto.environment()["AWS_SECRET_ACCESS_KEY"],
-        "use_private_addresses": True,
         "ssh_private_key_file": str(lab.ssh_key),
         "bastion_ssh_args": known_hosts,
         # the lab knows every machine's host key: check them, and leave ~/.ssh/known_hosts alone

@@ -133,12 +133,44 @@ def start(lab: LabConfig, stack: Stack, index: int, instance: Instance) -> None:
     supervisor_pid.write_text(str(pid))
 
 
+def named_dir(lab: LabConfig, name: str) -> Path:
+    """The state directory of the machine whose host name is ``name``."""
+    for spec_path in sorted((lab.state_dir / "machines").glob("*/machine.json")):
+        if json.loads(spec_path.read_text())["name"] == name:
+            return spec_path.parent
+    raise LookupError(f"{lab.stack}: no machine called {name}")
+
+
+def leader_pid(lab: LabConfig, name: str) -> int:
+    """The host's PID of the machine's init (PID 1 inside): nsenter's target for its namespaces."""
+    pid_file = named_dir(lab, name) / "nspawn.pid"
+    nspawn = pid_file.read_text().strip() if pid_file.exists() else ""
+    try:
+        children = Path(f"/proc/{nspawn}/task/{nspawn}/children").read_text().split()
+    except OSError:
+        children = []
+    if not nspawn or not children:
+        raise LookupError(f"{lab.stack}: machine {name} is not running")
+    return int(children[0])
+
+
+def in_network_of(lab: LabConfig, name: str, argv: list[str]) -> list[str]:
+    """``argv`` run from the host inside the machine's network namespace only: the machine's
+    addresses and loopback, the host's files, processes and CPU accounting."""
+    return ["nsenter", f"--target={leader_pid(lab, name)}", "--net", "--", *argv]
+
+
 def wait_booted(lab: LabConfig, instance: Instance, timeout: float = 120) -> None:
-    """Until sshd answers on the machine's address (seen from the router, which reaches every subnet)."""
-    probe = f"exec 3<>/dev/tcp/{instance.private_address}/22"
+    """Until sshd answers on the machine's address, asked from inside the machine: the lab
+    has no seat in the VPC that the security groups would have to let in."""
+    probe = ["bash", "-c", f"exec 3<>/dev/tcp/{instance.private_address}/22"]
 
     def answers():
-        return run("bash", "-c", probe, netns=lab.netns, check=False).returncode == 0
+        try:
+            command = in_network_of(lab, hostname(instance), probe)
+        except LookupError:
+            return False  # not started yet, or between two boots
+        return run(*command, check=False).returncode == 0
 
     wait_for(answers, timeout, f"sshd on {instance.name} ({instance.private_address})")
 

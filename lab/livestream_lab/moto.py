@@ -1,7 +1,18 @@
-"""The lab's AWS API: a moto server on loopback, with Debian and Ubuntu AMIs."""
+"""The lab's AWS API: a moto server on loopback, with Debian and Ubuntu AMIs, that hands
+out public and Elastic IPs from the lab's own block.
+
+moto on its own gives instances public IPs in 54.214.0.0/16 (a real AWS block) and Elastic
+IPs in 127.0.0.0/8 (loopback): neither may be a lab host. ``python -m livestream_lab.moto``
+runs moto's server with its two address generators replaced by one that draws from the
+block given (in order, wrapping round), and refuses to start if moto no longer has them.
+"""
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import ipaddress
+import itertools
 import json
 import os
 import shutil
@@ -13,7 +24,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from importlib import metadata
 from pathlib import Path
+
+from . import config
 
 AMIS_PATH = Path(__file__).with_name("amis.json")
 REGION = "us-east-1"
@@ -31,9 +45,11 @@ class MotoServer:
     """A moto server process, started on a loopback port and reached over HTTP."""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None,
-                 env: dict[str, str] | None = None, recording_dir: Path | None = None):
+                 env: dict[str, str] | None = None, recording_dir: Path | None = None,
+                 public_block: ipaddress.IPv4Network = config.STANDALONE_PUBLIC_BLOCK):
         self.host = host
         self.port = port or free_port(host)
+        self.public_block = public_block
         self.log_path = log_path
         # the lab marks its processes through the environment (to find them all again)
         self.extra_env = env or {}
@@ -65,10 +81,12 @@ class MotoServer:
             "MOTO_RECORDER_FILEPATH": str(self.recording_path),
             **self.extra_env,
         }
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                          env.get("PYTHONPATH")]))
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        moto_server = Path(sys.executable).with_name("moto_server")
         self.process = subprocess.Popen(
-            [str(moto_server), "-H", self.host, "-p", str(self.port)],
+            [sys.executable, "-m", "livestream_lab.moto", "--public-block", str(self.public_block),
+             "-H", self.host, "-p", str(self.port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -128,3 +146,40 @@ class MotoServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# -- the server process -------------------------------------------------------------------
+
+# moto's modules that import an address generator, and the name each imports
+ADDRESS_GENERATORS = (
+    ("moto.ec2.models.elastic_network_interfaces", "random_public_ip"),  # an instance's public IP
+    ("moto.ec2.models.elastic_ip_addresses", "random_ip"),  # an Elastic IP
+)
+
+
+def lab_addresses(block: ipaddress.IPv4Network):
+    """A generator of addresses in ``block``, as moto's generators are called: no arguments."""
+    hosts = itertools.cycle(list(block.hosts()))
+    return lambda: str(next(hosts))
+
+
+def serve(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m livestream_lab.moto")
+    parser.add_argument("--public-block", required=True, type=ipaddress.IPv4Network)
+    args, moto_args = parser.parse_known_args(argv)
+    from moto import server  # pylint: disable=import-outside-toplevel  (the lab's API process only)
+
+    generate = lab_addresses(args.public_block)
+    for module_name, name in ADDRESS_GENERATORS:
+        module = importlib.import_module(module_name)
+        if not callable(getattr(module, name, None)):
+            # a moto upgrade moved it: handing out moto's own addresses instead would put
+            # a real AWS block or loopback where the lab expects its own
+            raise SystemExit(f"moto {metadata.version('moto')}: {module_name}.{name} is gone; the lab cannot give "
+                             f"out addresses from {args.public_block}")
+        setattr(module, name, generate)
+    server.main(moto_args)
+
+
+if __name__ == "__main__":
+    serve()

@@ -1,23 +1,31 @@
 """The VPC on Linux: a bridge per subnet, a router namespace programmed from the route
-tables the API holds, and the root namespace as the internet.
+tables the API holds, an internet gateway namespace, and the root namespace as the internet.
 
-    root ns ("the internet": controller, apt proxy, ACME)
-       | transit veth (100.64.x.y/30)
-    router netns: leg x.x.x.1 on every subnet bridge, VPC resolver on x.x.0.2
-       | per-subnet policy routing from the subnet's route table
+    root ns ("the internet": controller, apt proxy, ACME), 100.64.x.y/29
+       | routes the lab's public block (198.18.x.0/24) to the gateway, nothing else
+    gateway netns (the internet gateway): 1:1 NAT between each public address and its
+       | instance's private address; only public addresses enter, only instances that
+       | have one leave
+    router netns (the VPC router): a leg x.x.x.1 on every subnet bridge, the VPC
+       | resolver on x.x.0.2, per-subnet policy routing from the subnet's route table
     subnet bridges (root ns, no address) -- machines' veths
 
-The root namespace gets routes to the public subnets (those whose route table sends
-0.0.0.0/0 to an internet gateway) and nothing else: the rest of the VPC is unreachable
-from it, as from the internet. Private subnets send 0.0.0.0/0 where their route table
-says (the bastion's interface): the router forwards and nothing NATs, so the backend
-reaches the outside only if the bastion forwards and masquerades.
+As on AWS, the internet reaches the VPC only at public addresses: the root namespace has
+no route to any private one (the VPC block is unreachable from it) and the gateway drops
+whatever from the internet is not addressed to a public address. An instance without a
+public address has no way out unless its route table sends it through a NAT: the private
+subnets send 0.0.0.0/0 where their route table says (the bastion's interface), and the
+gateway lets out only the private addresses it translates. Traffic from one instance to
+another's public address goes through the gateway and comes back from the sender's
+public address (hairpin), so a security group rule naming a group matches it no more than
+it would on AWS.
 
 Security groups are enforced where AWS enforces them, at each instance's interface: the
 subnet bridges hand IPv4 frames to the root namespace's iptables (br_netfilter), and a
 chain per machine port holds its groups' rules, stateful like AWS's (conntrack). A frame
 between two machines of one subnet never meets the router, so filtering on the router
-alone would not do.
+alone would not do. A rule naming a group stands for its members' private addresses; a
+CIDR rule meets the source as the instance sees it, after the gateway's NAT.
 """
 
 from __future__ import annotations
@@ -30,8 +38,10 @@ from .config import LabConfig
 from .stack import Permission, Stack, Subnet
 from .system import link_exists, output, run
 
-# route table ids in the router namespace: one per subnet, from this base
+# route table ids in the router namespace: one per subnet, from this base, and the one
+# for what arrives from the internet gateway (the gateway's own route table: local only)
 TABLE_BASE = 100
+GATEWAY_TABLE = TABLE_BASE + 99
 RULE_PREF_BASE = 1000
 
 
@@ -39,9 +49,8 @@ def comment(lab: LabConfig) -> str:
     return f"livestream-lab:{lab.stack}"
 
 
-def up(lab: LabConfig, stack: Stack) -> None:
-    ns = lab.netns
-    if lab.netns not in output("ip", "netns", "list").split():
+def _namespace(ns: str) -> None:
+    if ns not in output("ip", "netns", "list").split():
         run("ip", "netns", "add", ns)
     run("ip", "link", "set", "lo", "up", netns=ns)
     for key, value in (("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.rp_filter", "0"),
@@ -50,17 +59,42 @@ def up(lab: LabConfig, stack: Stack) -> None:
                        ("net.ipv4.conf.all.send_redirects", "0"),
                        ("net.ipv4.conf.default.send_redirects", "0")):
         run("sysctl", "-qw", f"{key}={value}", netns=ns)
+
+
+def _link(near: str, near_ns: str | None, far: str, far_ns: str) -> None:
+    """A veth pair with one end in ``near_ns`` (None: the root namespace), the other in ``far_ns``."""
+    exists = run("ip", "link", "show", near, netns=near_ns, check=False).returncode == 0 if near_ns \
+        else link_exists(near)
+    if not exists:
+        run("ip", "link", "add", near, "type", "veth", "peer", "name", far)
+        run("ip", "link", "set", far, "netns", far_ns)
+        if near_ns:
+            run("ip", "link", "set", near, "netns", near_ns)
+
+
+def up(lab: LabConfig, stack: Stack) -> None:
+    ns, gateway = lab.netns, lab.gateway_netns
+    _namespace(ns)
+    _namespace(gateway)
     run("ip", "addr", "replace", f"{stack.resolver_address}/32", "dev", "lo", netns=ns)
 
-    root_side, router_side = lab.transit_links
-    if not link_exists(root_side):
-        run("ip", "link", "add", root_side, "type", "veth", "peer", "name", router_side)
-        run("ip", "link", "set", router_side, "netns", ns)
-    prefix = lab.transit_network.prefixlen
-    run("ip", "addr", "replace", f"{lab.internet_address}/{prefix}", "dev", root_side)
+    # the internet (root namespace) <-> the internet gateway
+    root_side, gateway_side = lab.transit_links
+    _link(root_side, None, gateway_side, gateway)
+    prefix = lab.internet_network.prefixlen
+    for address in (lab.internet_address, lab.outsider_address):
+        run("ip", "addr", "replace", f"{address}/{prefix}", "dev", root_side)
     run("ip", "link", "set", root_side, "up")
-    run("ip", "addr", "replace", f"{lab.router_transit_address}/{prefix}", "dev", router_side, netns=ns)
-    run("ip", "link", "set", router_side, "up", netns=ns)
+    run("ip", "addr", "replace", f"{lab.gateway_internet_address}/{prefix}", "dev", gateway_side, netns=gateway)
+    run("ip", "link", "set", gateway_side, "up", netns=gateway)
+    # the internet gateway <-> the VPC router
+    gateway_leg, router_leg = lab.gateway_links
+    _link(gateway_leg, gateway, router_leg, ns)
+    prefix = lab.gateway_network.prefixlen
+    run("ip", "addr", "replace", f"{lab.gateway_vpc_address}/{prefix}", "dev", gateway_leg, netns=gateway)
+    run("ip", "link", "set", gateway_leg, "up", netns=gateway)
+    run("ip", "addr", "replace", f"{lab.router_gateway_address}/{prefix}", "dev", router_leg, netns=ns)
+    run("ip", "link", "set", router_leg, "up", netns=ns)
 
     for index, subnet in enumerate(stack.subnets):
         bridge = lab.bridge(index)
@@ -78,6 +112,7 @@ def up(lab: LabConfig, stack: Stack) -> None:
         run("ip", "link", "set", leg, "up", netns=ns)
 
     _program_router(lab, stack)
+    _program_gateway(lab, stack)
     _root_routes(lab, stack)
     _security_groups(lab, stack)
 
@@ -97,17 +132,39 @@ def _program_router(lab: LabConfig, stack: Stack) -> None:
             run("ip", "-4", "route", "replace", *route, "table", table, netns=ns)
         leg = lab.router_leg(index)[1]
         run("ip", "-4", "rule", "add", "pref", str(RULE_PREF_BASE + index), "iif", leg, "lookup", table, netns=ns)
-
-    # Only answers and public subnets cross from the internet into the VPC.
-    root_leg = lab.transit_links[1]
-    rules = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]",
-             "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
-             f"-A FORWARD ! -i {root_leg} -j ACCEPT"]
+    # what the gateway hands in goes to the subnet its (private) destination is in
+    table = str(GATEWAY_TABLE)
+    run("ip", "-4", "route", "flush", "table", table, netns=ns, check=False)
     for index, subnet in enumerate(stack.subnets):
-        if subnet.public:
-            rules.append(f"-A FORWARD -i {root_leg} -o {lab.router_leg(index)[1]} -j ACCEPT")
+        run("ip", "-4", "route", "replace", str(subnet.cidr), "dev", lab.router_leg(index)[1], "table", table, netns=ns)
+    run("ip", "-4", "rule", "add", "pref", str(RULE_PREF_BASE + 99), "iif", lab.gateway_links[1], "lookup", table,
+        netns=ns)
+
+
+def _program_gateway(lab: LabConfig, stack: Stack) -> None:
+    """The internet gateway: 1:1 NAT for every instance with a public address, in both
+    directions and for hairpin traffic; nothing else crosses it. Rewritten whole on every
+    run, so that it follows the API's addresses (an Elastic IP moved, an instance gone)."""
+    ns = lab.gateway_netns
+    internet_leg, vpc_leg = lab.transit_links[1], lab.gateway_links[0]
+    run("ip", "-4", "route", "replace", str(stack.vpc_cidr), "via", str(lab.router_gateway_address), "dev", vpc_leg,
+        netns=ns)
+    translated = stack.public_to_private()
+    nat = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
+           ":POSTROUTING ACCEPT [0:0]"]
+    for public, private in sorted(translated.items()):
+        nat.append(f"-A PREROUTING -d {public}/32 -j DNAT --to-destination {private}")
+        nat.append(f"-A POSTROUTING -s {private}/32 -j SNAT --to-source {public}")
+    nat.append("COMMIT")
+    rules = ["*filter", ":INPUT DROP [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]",
+             "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+             "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+             # in: only what was addressed to a public address (translated above)
+             f"-A FORWARD -m conntrack --ctstate DNAT -o {vpc_leg} -j ACCEPT"]
+    # out (and hairpin): only from an instance that has a public address to translate to
+    rules += [f"-A FORWARD -i {vpc_leg} -s {private}/32 -j ACCEPT" for private in sorted(translated.values())]
     rules.append("COMMIT")
-    run("iptables-restore", stdin_text="\n".join(rules) + "\n", netns=ns)
+    run("iptables-restore", stdin_text="\n".join(nat + rules) + "\n", netns=ns)
 
 
 def _routes(lab: LabConfig, stack: Stack, subnet: Subnet) -> list[list[str]]:
@@ -122,7 +179,7 @@ def _routes(lab: LabConfig, stack: Stack, subnet: Subnet) -> list[list[str]]:
             for index, other in enumerate(stack.subnets):
                 routes.append([str(other.cidr), "dev", lab.router_leg(index)[1]])
         elif route.get("GatewayId", "").startswith("igw-"):
-            routes.append([destination, "via", str(lab.internet_address)])
+            routes.append([destination, "via", str(lab.gateway_vpc_address), "dev", lab.gateway_links[1]])
         else:
             target = None
             if route.get("NetworkInterfaceId"):
@@ -138,12 +195,18 @@ def _routes(lab: LabConfig, stack: Stack, subnet: Subnet) -> list[list[str]]:
 
 
 def _root_routes(lab: LabConfig, stack: Stack) -> None:
-    # Anything of the VPC that is not a public subnet is unreachable from the internet,
-    # and must not fall through to the host's default route either.
+    # The internet reaches the lab's public addresses through the gateway; the VPC's
+    # private addresses are unreachable from it, and must not fall through to the host's
+    # default route either.
     run("ip", "route", "replace", "unreachable", str(stack.vpc_cidr))
-    for subnet in stack.subnets:
-        if subnet.public:
-            run("ip", "route", "replace", str(subnet.cidr), "via", str(lab.router_transit_address))
+    link, gateway = lab.transit_links[0], str(lab.gateway_internet_address)
+    wanted = {f"{public}" for public in stack.public_to_private()}
+    for line in output("ip", "-4", "route", "show", "dev", link).splitlines():
+        words = line.split()
+        if "via" in words and words[words.index("via") + 1] == gateway and words[0] not in wanted:
+            run("ip", "-4", "route", "del", words[0], "dev", link, check=False)
+    for public in sorted(wanted):
+        run("ip", "-4", "route", "replace", public, "via", gateway, "dev", link, "src", str(lab.internet_address))
 
 
 def _sg_chain(lab: LabConfig) -> str:
@@ -172,10 +235,8 @@ def _security_group_rules(lab: LabConfig, stack: Stack) -> list[str]:
     egress and the receiver's ingress rules; answers pass as established."""
     main = _sg_chain(lab)
     chains, rules = [main], [f"-A {main} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"]
-    # the router's own address on a subnet is the lab's seat (AWS's hypervisor): its probes
-    # (is sshd up yet?) pass; traffic it routes keeps its sources and is filtered
-    for index, subnet in enumerate(stack.subnets):
-        rules.append(f"-A {main} -m physdev --physdev-in {lab.router_leg(index)[0]} -s {subnet.router_address}/32 -j ACCEPT")
+    # nothing passes for being the lab's: what the router forwards keeps its sources and
+    # meets the groups' rules (the lab probes its machines from inside them)
     for index, instance in enumerate(stack.instances):
         for number, interface in enumerate(instance.interfaces):
             port = lab.machine_veth(index, number)
@@ -249,8 +310,10 @@ def down(lab: LabConfig) -> None:
     prefix = f"ls{lab.tag}"
     _remove_hooks(lab)
     _remove_chains(lab)
-    if lab.netns in output("ip", "netns", "list").split():
-        run("ip", "netns", "del", lab.netns)
+    namespaces = output("ip", "netns", "list").split()
+    for ns in (lab.netns, lab.gateway_netns):
+        if ns in namespaces:
+            run("ip", "netns", "del", ns)
     for line in output("ip", "-o", "link", "show").splitlines():
         name = line.split(":")[1].strip().split("@")[0]
         if name.startswith(prefix):

@@ -33,8 +33,8 @@ def extra_vars(lab: LabConfig, vpc: ipaddress.IPv4Network) -> dict:
         "livestream_domain": lab.domain,
         "livestream_hosted_zone": lab.hosted_zone,
         "livestream_create_hosted_zone": True,
-        # the controller is "the internet" and reaches the bastion from the transit address
-        "livestream_admin_cidrs": [str(lab.transit_network)],
+        # the controller is on "the internet", at the lab's internet address
+        "livestream_admin_cidrs": [f"{lab.internet_address}/32"],
         "livestream_ssh_public_key_file": f"{lab.ssh_key}.pub",
     }
 

@@ -22,6 +22,8 @@ class Interface:
     subnet_id: str
     address: ipaddress.IPv4Address
     groups: list[str] = field(default_factory=list)
+    # the public or Elastic IP the internet gateway maps to ``address``, if any
+    public_address: ipaddress.IPv4Address | None = None
 
 
 @dataclass
@@ -48,11 +50,14 @@ class Instance:
     role: str
     key_name: str | None
     interfaces: list[Interface]
-    public_addresses: list[str]
 
     @property
     def private_address(self) -> ipaddress.IPv4Address:
         return self.interfaces[0].address
+
+    @property
+    def public_address(self) -> ipaddress.IPv4Address | None:
+        return self.interfaces[0].public_address
 
 
 @dataclass
@@ -82,6 +87,11 @@ class Stack:
     def resolver_address(self) -> ipaddress.IPv4Address:
         """AmazonProvidedDNS: the VPC's base address plus two."""
         return self.vpc_cidr.network_address + 2
+
+    def public_to_private(self) -> dict[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+        """What the internet gateway translates: each public address to its private one."""
+        return {interface.public_address: interface.address for instance in self.instances
+                for interface in instance.interfaces if interface.public_address}
 
     def subnet(self, subnet_id: str) -> Subnet:
         return next(subnet for subnet in self.subnets if subnet.id == subnet_id)
@@ -148,19 +158,12 @@ def describe(name: str, aws_env: dict[str, str]) -> Stack:
         tags = _tags(raw)
         interfaces = [
             Interface(eni["NetworkInterfaceId"], eni["SubnetId"], ipaddress.ip_address(eni["PrivateIpAddress"]),
-                      [group["GroupId"] for group in eni.get("Groups", [])])
+                      [group["GroupId"] for group in eni.get("Groups", [])], _public_address(eni))
             for eni in sorted(raw.get("NetworkInterfaces", []), key=lambda e: e.get("Attachment", {}).get("DeviceIndex", 0))
         ]
-        public = [raw["PublicIpAddress"]] if raw.get("PublicIpAddress") else []
         instances.append(Instance(raw["InstanceId"], tags.get("Name", raw["InstanceId"]), tags.get("Role", ""),
-                                  raw.get("KeyName"), interfaces, public))
+                                  raw.get("KeyName"), interfaces))
     instances.sort(key=lambda item: item.private_address)
-
-    # Elastic IPs are how the world sees the frontend; the lab maps them back to the machine.
-    for address in ec2.describe_addresses(Filters=[{"Name": "domain", "Values": ["vpc"]}])["Addresses"]:
-        for instance in instances:
-            if address.get("InstanceId") == instance.id and address["PublicIp"] not in instance.public_addresses:
-                instance.public_addresses.append(address["PublicIp"])
 
     key_names = sorted({instance.key_name for instance in instances if instance.key_name})
     public_keys = {}
@@ -172,6 +175,13 @@ def describe(name: str, aws_env: dict[str, str]) -> Stack:
     stack.records = dns_records(stack, route53)
     stack.security_groups = security_groups(stack, ec2.describe_security_groups(Filters=vpc_filter)["SecurityGroups"])
     return stack
+
+
+def _public_address(eni: dict) -> ipaddress.IPv4Address | None:
+    """The interface's public IP: an Elastic IP once one is associated (AWS then gives the
+    auto-assigned one back), else the one assigned at launch."""
+    public = eni.get("Association", {}).get("PublicIp")
+    return ipaddress.ip_address(public) if public else None
 
 
 def security_groups(stack: Stack, raw_groups: list[dict]) -> dict[str, SecurityGroup]:
@@ -202,19 +212,13 @@ def security_groups(stack: Stack, raw_groups: list[dict]) -> dict[str, SecurityG
 
 
 def dns_records(stack: Stack, route53) -> dict[str, list[str]]:
-    """Name -> lab addresses: the Route 53 A records that point at the stack's machines,
-    plus each instance's private DNS name.
-
-    An A record holds a public or Elastic IP, which in the lab is not a host; it is
-    rewritten to the private address of the machine that owns it. Records that point
-    anywhere else are left out, so a lab name never leads out of the lab.
+    """Name -> addresses: the Route 53 A records as they are (the domain to the frontend's
+    Elastic IP, which the lab's gateway translates as AWS's does), plus each instance's
+    private DNS name. Records that point at an address that is not the stack's are left
+    out, so a lab name never leads out of the lab.
     """
-    lab_address = {}
-    for instance in stack.instances:
-        for public in instance.public_addresses:
-            lab_address[public] = str(instance.private_address)
-        for interface in instance.interfaces:
-            lab_address[str(interface.address)] = str(interface.address)
+    lab_address = {str(address) for pair in stack.public_to_private().items() for address in pair}
+    lab_address |= {str(interface.address) for instance in stack.instances for interface in instance.interfaces}
     records: dict[str, list[str]] = {}
     for zone in route53.list_hosted_zones()["HostedZones"]:
         paginator = route53.get_paginator("list_resource_record_sets")
@@ -222,8 +226,7 @@ def dns_records(stack: Stack, route53) -> dict[str, list[str]]:
             for record in page["ResourceRecordSets"]:
                 if record["Type"] != "A":
                     continue
-                values = [lab_address[item["Value"]] for item in record.get("ResourceRecords", [])
-                          if item["Value"] in lab_address]
+                values = [item["Value"] for item in record.get("ResourceRecords", []) if item["Value"] in lab_address]
                 if values:
                     records[record["Name"].rstrip(".")] = sorted(set(values))
     for instance in stack.instances:

@@ -17,15 +17,20 @@ description:
     instance without one is called C(<stack_name>-<role>). When several instances share a name,
     each one gets its instance id appended (C(live-frontend-i-0abc...)).
   - C(ansible_host) is always an IP address, never a DNS name, so that ssh does not depend on
-    name resolution. It is the public (or Elastic) IP of a host that has one, else its private IP.
-    With O(use_private_addresses=true) it is the private IP of every host.
-  - Every host but the bastion is reached through the stack's bastion (the stack's security
-    groups let SSH in from the bastion only, even on a host with a public address); it gets
-    C(ansible_ssh_common_args) with an ssh C(ProxyCommand) that connects to the bastion
-    with the bastion's user, port and key (see O(bastion_user), O(bastion_port),
-    O(bastion_private_key_file)). When the stack has no usable bastion, a host with a public
-    address is reached directly and one without is an error. A C(ProxyCommand) is used rather than C(ProxyJump) because
-    C(ProxyJump) cannot pass a key file or ssh options to the hop.
+    name resolution.
+  - The bastion is reached at its public IP (with O(use_private_addresses=true), its private IP).
+  - Every other host is reached at its private IP through the bastion, even a host with a public
+    or Elastic IP. The stack's security groups let SSH in from the bastion's group, and AWS matches
+    such a rule against the private addresses of the group's members only, so a connection from
+    the bastion to a public address (which leaves through the internet gateway and comes back from
+    the bastion's public address) would be refused. Such a host gets C(ansible_ssh_common_args)
+    with an ssh C(ProxyCommand) that connects to the bastion with the bastion's user, port and
+    key (see O(bastion_user), O(bastion_port), O(bastion_private_key_file)). A C(ProxyCommand)
+    is used rather than C(ProxyJump) because C(ProxyJump) cannot pass a key file or ssh options
+    to the hop.
+  - When the stack has no usable bastion (or with O(jump_through_bastion=false)), a host with a
+    public address is reached directly at it, and one without is an error (or, with
+    O(jump_through_bastion=false), reached directly at its private IP).
   - C(ansible_user) follows the instance's image, looked up in one call for all instances.
     An image whose name starts with C(debian-) is Debian, one whose name contains C(ubuntu) is
     Ubuntu. For an image named otherwise, the C(AmiFamily) tag that the provisioning
@@ -80,8 +85,9 @@ options:
     default: []
   use_private_addresses:
     description:
-      - Use the private IP as C(ansible_host) for every host, including those with a public address.
-      - For a controller inside the VPC, or for the lab, where the public addresses are not routable.
+      - Use the private IP as C(ansible_host) for every host, the bastion included.
+      - For a controller inside the VPC (or connected to it, for example by a VPN) that the
+        bastion's security group lets in.
       - Hosts are still reached through the bastion (by its private IP)
         unless O(jump_through_bastion=false).
     type: bool
@@ -155,7 +161,7 @@ keyed_groups:
     prefix: type
 
 ---
-# From inside the VPC (or the lab): private addresses, an API endpoint, a cache
+# From inside the VPC: private addresses, an API endpoint, a cache
 plugin: livestream.aws.stack
 stack_name: live
 endpoint_url: http://127.0.0.1:5000
@@ -409,6 +415,8 @@ class InventoryModule(AWSInventoryBase):
                     f"host {name!r} of stack {stack!r} must be reached through bastion {bastion!r}, which "
                     "has no public address; set use_private_addresses: true if the controller is inside the VPC"
                 )
+            # behind the bastion, a host is reached at its private address (see the description)
+            variables["ansible_host"] = variables["ec2_private_ip_address"]
             variables["ansible_ssh_common_args"] = proxy_command_args(
                 bastion_vars.get("ansible_user"),
                 bastion_vars["ansible_host"],

@@ -120,9 +120,12 @@ def test_provisioned_stack_is_grouped_by_role_and_reachable(ec2, inventory):
     assert hosts_of(listing, "backend") == ["live-backend"]
     assert hosts_of(listing, "stack_live") == ["live-backend", "live-bastion", "live-frontend"]
     hostvars = listing["_meta"]["hostvars"]
-    # public hosts by their public (Elastic) address, the private one by its private address
-    assert hostvars["live-frontend"]["ansible_host"] == live["frontend"]["ElasticIp"]
+    # the bastion at its public address; every host behind it at its private address, the
+    # frontend too (its group lets SSH in from the bastion's group, which AWS matches
+    # against private addresses only: to the Elastic IP, the hop would be refused)
     assert hostvars["live-bastion"]["ansible_host"] == live["bastion"]["PublicIpAddress"]
+    assert hostvars["live-frontend"]["ansible_host"] == live["frontend"]["PrivateIpAddress"]
+    assert hostvars["live-frontend"]["ec2_public_ip_address"] == live["frontend"]["ElasticIp"]
     assert hostvars["live-backend"]["ansible_host"] == live["backend"]["PrivateIpAddress"]
     assert {name: v["ansible_user"] for name, v in hostvars.items()} == dict.fromkeys(hostvars, "admin")
     assert "ansible_ssh_common_args" not in hostvars["live-bastion"]

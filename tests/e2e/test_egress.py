@@ -2,7 +2,9 @@
 
 "The internet" is the lab's root namespace. A TCP listener there, on the lab's internet
 address, records who connects: a connection the backend opens must arrive from the
-bastion's address (masqueraded), and none must arrive once the bastion stops forwarding.
+bastion's public address (masqueraded by the bastion to its private address, translated by
+the internet gateway to its public one), and none must arrive once the bastion stops
+forwarding.
 The route is the one the AWS API holds: the private subnet's route table sends 0.0.0.0/0
 to the bastion's network interface.
 """
@@ -96,9 +98,9 @@ def _instance(ec2, stack: str, role: str) -> dict:
 def test_the_backend_reaches_the_internet_from_the_bastion_address(machines, ssh, listener):
     result = _connect_from(ssh, machines["backend"]["name"], listener)
     assert result.returncode == 0, result.stdout + result.stderr
-    # the backend sent from its own address; the internet saw the bastion's
-    assert result.stdout.strip() == machines["backend"]["address"]
-    assert listener.connections(expected=1) == [machines["bastion"]["address"]]
+    # the backend sent from its own address; the internet saw the bastion's public one
+    assert result.stdout.strip() == machines["backend"]["private"]
+    assert listener.connections(expected=1) == [machines["bastion"]["public"]]
 
 
 def test_the_backend_route_to_the_internet_is_the_route_table_to_the_bastion(lab_config, machines, ssh, ec2):
@@ -111,7 +113,7 @@ def test_the_backend_route_to_the_internet_is_the_route_table_to_the_bastion(lab
     assert len(default) == 1, tables[0]["Routes"]
     (bastion_eni,) = [eni for eni in bastion["NetworkInterfaces"] if eni["Attachment"]["DeviceIndex"] == 0]
     assert default[0].get("NetworkInterfaceId") == bastion_eni["NetworkInterfaceId"], default[0]
-    assert bastion_eni["PrivateIpAddress"] == machines["bastion"]["address"]
+    assert bastion_eni["PrivateIpAddress"] == machines["bastion"]["private"]
 
     # On the backend the internet is behind the VPC router (the subnet's first address, as
     # in AWS), which the route table above programs; no other way out.
@@ -141,4 +143,4 @@ def test_without_the_bastion_forwarding_the_backend_cannot_reach_the_internet(ma
     # the control: forwarding back on, the same attempt gets through (and the lab is as it was)
     again = _connect_from(ssh, backend, listener)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert listener.connections(expected=1) == [machines["bastion"]["address"]]
+    assert listener.connections(expected=1) == [machines["bastion"]["public"]]

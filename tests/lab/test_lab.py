@@ -6,8 +6,10 @@ once and cached. The last test takes the lab down and compares the host with bef
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from lab_support import aws_environment, inventory_hosts, lab_identifiers, machine_names, snapshot, ssh
-from livestream_lab import config, lab as lab_flow, network
+from livestream_lab import config, lab as lab_flow, machines, network
 from livestream_lab.stack import clients, describe
 from livestream_lab.system import lab_processes
 
@@ -42,13 +44,6 @@ def _machines(lab_config) -> dict[str, dict]:
     return found
 
 
-def _leader(spec: dict) -> int:
-    """The machine's PID 1, seen from the host (the child of systemd-nspawn)."""
-    nspawn = Path(spec["pid_file"]).read_text().strip()
-    children = Path(f"/proc/{nspawn}/task/{nspawn}/children").read_text().split()
-    return int(children[0])
-
-
 def test_every_machine_answers_over_ssh_through_the_inventory_plugin(lab, lab_config):
     result = subprocess.run(
         ["ansible", "all", "-i", lab["inventory"], "-m", "ansible.builtin.command", "-a", "hostname",
@@ -60,17 +55,28 @@ def test_every_machine_answers_over_ssh_through_the_inventory_plugin(lab, lab_co
         assert f"{name} | CHANGED | rc=0 | (stdout) {name}" in result.stdout
 
 
-def test_the_backend_is_reached_only_through_the_bastion(lab, lab_config):
-    inventory = json.loads(subprocess.run(
-        ["ansible-inventory", "-i", lab["inventory"], "--host", machine_names(lab_config)["backend"]],
-        capture_output=True, text=True, check=True).stdout)
-    assert "ProxyCommand" in inventory["ansible_ssh_common_args"]
-    backend = inventory["ansible_host"]
-    # the root namespace is the internet: the private subnet is not routed from it, the
-    # public one is (the bastion's SSH answers there; the frontend's, like the backend's,
-    # lets in only the bastion: see the security group tests)
-    assert not _connects(backend, 22)
-    assert _connects(inventory_hosts(lab_config)["bastion"]["address"], 22)
+def test_the_bastion_is_reached_at_its_public_address_and_every_other_host_at_its_private_one(lab, lab_config):
+    hosts = inventory_hosts(lab_config)
+    block = ipaddress.ip_network(lab_flow.State(lab_config)["public_block"])
+    bastion = hosts["bastion"]
+    assert bastion["address"] == bastion["public"] == lab["bastion_address"]
+    assert ipaddress.ip_address(bastion["public"]) in block
+    assert ipaddress.ip_address(hosts["frontend"]["public"]) in block
+    assert hosts["frontend"]["public"] == lab["frontend_address"]
+    assert hosts["backend"]["public"] is None
+    for role in ("frontend", "backend"):
+        variables = json.loads(subprocess.run(
+            ["ansible-inventory", "-i", lab["inventory"], "--host", hosts[role]["name"]],
+            capture_output=True, text=True, check=True).stdout)
+        # a host behind the bastion, at its private address: a hop to a public address
+        # would leave through the internet gateway and be refused as it is on AWS
+        assert variables["ansible_host"] == hosts[role]["private"], role
+        assert f"admin@{bastion['public']}" in variables["ansible_ssh_common_args"], role
+    # the internet (the root namespace) reaches the bastion's public address, and no
+    # private address at all, the public subnet's included
+    assert _connects(bastion["public"], 22)
+    for role in ("bastion", "frontend", "backend"):
+        assert not _connects(hosts[role]["private"], 22, timeout=1), role
 
 
 def test_the_domain_resolves_to_the_frontend_inside_the_lab_and_on_the_host(lab, lab_config):
@@ -98,8 +104,7 @@ def test_the_backend_reaches_the_apt_proxy_only_once_the_bastion_forwards_and_ma
     assert "Failed to fetch" in before.stdout + before.stderr or before.returncode != 0
 
     # what the bastion role does, done here from the host in the bastion's namespaces
-    bastion = _machines(lab_config)[names["bastion"]]
-    enter = ["nsenter", "-t", str(_leader(bastion)), "-n"]
+    enter = ["nsenter", "-t", str(machines.leader_pid(lab_config, names["bastion"])), "-n"]
     vpc = lab_flow.State(lab_config)["vpc_cidr"]
     subprocess.run([*enter, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
     subprocess.run([*enter, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", vpc, "!", "-d", vpc,
@@ -125,14 +130,21 @@ def test_up_again_keeps_the_running_lab(lab, lab_config):
 
 
 def test_the_security_groups_the_api_holds_are_enforced_and_followed(lab, lab_config):
-    names = machine_names(lab_config)
-    frontend = lab["frontend_address"]
-    reach_frontend_ssh = f"timeout 5 bash -c 'exec 3<>/dev/tcp/{frontend}/22'"
-    # the frontend's group lets SSH in from the bastion's group only: not from the internet,
-    # not from the backend (across the router), yes from the bastion (same subnet, no router)
-    assert not _connects(frontend, 22)
-    assert ssh(lab_config, names["backend"], reach_frontend_ssh, check=False).returncode != 0
-    assert ssh(lab_config, names["bastion"], reach_frontend_ssh, check=False).returncode == 0
+    hosts = inventory_hosts(lab_config)
+    names = {role: host["name"] for role, host in hosts.items()}
+    frontend, elastic_ip = hosts["frontend"]["private"], hosts["frontend"]["public"]
+
+    def reach(address: str) -> str:
+        return f"timeout 5 bash -c 'exec 3<>/dev/tcp/{address}/22'"
+    # the frontend's group lets SSH in from the bastion's group only, which AWS matches
+    # against the private addresses of the group's members: not from the internet, not
+    # from the backend (across the router), yes from the bastion to the private address
+    # (same subnet, no router), and not from the bastion to the Elastic IP (through the
+    # internet gateway, arriving from the bastion's public address)
+    assert not _connects(elastic_ip, 22)
+    assert ssh(lab_config, names["backend"], reach(frontend), check=False).returncode != 0
+    assert ssh(lab_config, names["bastion"], reach(frontend), check=False).returncode == 0
+    assert ssh(lab_config, names["bastion"], reach(elastic_ip), check=False).returncode != 0
 
     # a rule added in the API is enforced once the lab realises the network again, and its
     # removal too (`make lab` would also re-provision, which takes the stray rule away)
@@ -146,11 +158,46 @@ def test_the_security_groups_the_api_holds_are_enforced_and_followed(lab, lab_co
     ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=rule)
     try:
         network.up(lab_config, describe(lab_config.stack, environment))
-        assert _connects(frontend, 22)
+        assert _connects(elastic_ip, 22)
     finally:
         ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=rule)
         network.up(lab_config, describe(lab_config.stack, environment))
-    assert not _connects(frontend, 22)
+    assert not _connects(elastic_ip, 22)
+
+
+def test_the_bastion_lets_ssh_in_from_the_admin_cidrs_only(lab, lab_config):
+    bastion = lab["bastion_address"]
+    # the lab's admin CIDR is its internet address: the same port from another address
+    # of the internet is dropped by the bastion's group
+    assert _connects(bastion, 22)
+    with socket.socket() as outsider:
+        outsider.bind((str(lab_config.outsider_address), 0))
+        outsider.settimeout(3)
+        # dropped (silence), not refused or unroutable: the group said no
+        with pytest.raises(TimeoutError):
+            outsider.connect((bastion, 22))
+
+
+# runs on a machine: accept one connection on a port, print the peer's address
+ACCEPT_ONE = ("import socket, sys; s = socket.create_server(('', int(sys.argv[1]))); s.settimeout(20); "
+              "c, peer = s.accept(); print(peer[0])")
+
+
+def test_traffic_to_a_public_address_hairpins_through_the_gateway(lab, lab_config):
+    hosts = inventory_hosts(lab_config)
+    names = {role: host["name"] for role, host in hosts.items()}
+    # port 80 of the frontend is open to the internet; nothing listens there on a bare machine
+    listener = subprocess.Popen(
+        ["ssh", "-F", str(lab_config.ssh_config), names["frontend"], f"sudo python3 -c {shlex.quote(ACCEPT_ONE)} 80"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        connect = f"for i in $(seq 50); do timeout 2 bash -c 'exec 3<>/dev/tcp/{hosts['frontend']['public']}/80' && exit 0; sleep 0.2; done; exit 1"
+        assert ssh(lab_config, names["bastion"], connect, check=False, timeout=60).returncode == 0
+        seen, errors = listener.communicate(timeout=30)
+    finally:
+        listener.kill()
+    # the frontend saw the bastion's public address, not its private one
+    assert seen.strip() == hosts["bastion"]["public"], errors
 
 
 def test_a_machine_survives_a_reboot(lab, lab_config):
@@ -166,12 +213,13 @@ def test_a_machine_survives_a_reboot(lab, lab_config):
         assert time.monotonic() < deadline, f"{frontend} did not come back: {result.stderr}"
         time.sleep(1)
     assert result.stdout.split()[1] in ("running", "degraded")
+    private = inventory_hosts(lab_config)["frontend"]["private"]
     addresses = ssh(lab_config, frontend, "ip -4 -br addr show dev eth0").stdout
-    assert lab["frontend_address"] in addresses
+    assert private in addresses
     # and the backend still reaches it across the VPC, straight, after the reboot: RTMP is
     # let in from the backend (nothing listens on bare machines, so the answer is a refusal)
     backend = machine_names(lab_config)["backend"]
-    probe = ssh(lab_config, backend, f"timeout 5 bash -c 'exec 3<>/dev/tcp/{lab['frontend_address']}/1935'", check=False)
+    probe = ssh(lab_config, backend, f"timeout 5 bash -c 'exec 3<>/dev/tcp/{private}/1935'", check=False)
     assert probe.returncode == 0 or "Connection refused" in probe.stderr, probe
 
 

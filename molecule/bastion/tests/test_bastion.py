@@ -39,3 +39,18 @@ def test_the_backend_reaches_the_apt_proxy_through_the_bastion():
         capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Failed to fetch" not in result.stdout + result.stderr
+
+
+def test_the_role_waited_for_the_dpkg_lock_and_installed_its_packages(host):
+    # prepare.yml held the lock (as unattended-upgrades does on a new instance) while
+    # converge started: the role waited for it instead of failing
+    with host.sudo():
+        holder = host.check_output("journalctl -u molecule-apt-lock --no-pager -o cat")
+        released = host.check_output("journalctl -u molecule-apt-lock --no-pager -o short-unix -g released")
+        installed = host.check_output(
+            "date -d \"$(grep -m1 ' install nftables:' /var/log/dpkg.log | cut -d' ' -f1,2)\" +%s")
+    assert "holding the dpkg lock" in holder and "released the dpkg lock" in holder
+    # dpkg installed nftables only once the stand-in had let go of the lock (dpkg's log
+    # counts in whole seconds)
+    assert int(installed) >= int(float(released.split()[0]))
+    assert host.package("nftables").is_installed
