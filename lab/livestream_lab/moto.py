@@ -167,7 +167,8 @@ def serve(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m livestream_lab.moto")
     parser.add_argument("--public-block", required=True, type=ipaddress.IPv4Network)
     args, moto_args = parser.parse_known_args(argv)
-    from moto import server  # pylint: disable=import-outside-toplevel  (the lab's API process only)
+    # imported here: only the lab's API process needs moto's server
+    from moto import server  # pylint: disable=import-outside-toplevel
 
     generate = lab_addresses(args.public_block)
     for module_name, name in ADDRESS_GENERATORS:

@@ -21,7 +21,7 @@ def test_public_and_elastic_ips_come_from_the_lab_block(ec2):
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     image = ec2.describe_images(Owners=["136693071363"])["Images"][0]["ImageId"]
     instances = [ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, NetworkInterfaces=[
-        {"DeviceIndex": 0, "SubnetId": subnet, "AssociatePublicIpAddress": True}])["Instances"][0] for _ in range(2)]
+        {"DeviceIndex": 0, "SubnetId": subnet, "AssociatePublicIpAddress": True}])["Instances"][0] for _count in range(2)]
     launched = [instance["PublicIpAddress"] for instance in instances]
     assert all(_in_lab_block(address) for address in launched), launched
     assert len(set(launched)) == 2, launched

@@ -16,6 +16,7 @@ from playbook import ROOT
 GALAXY = yaml.safe_load((ROOT / "galaxy.yml").read_text())
 MODULES = sorted(p.stem for p in (ROOT / "plugins/modules").glob("*.py") if p.stem != "__init__")
 INVENTORY_PLUGINS = sorted(p.stem for p in (ROOT / "plugins/inventory").glob("*.py") if p.stem != "__init__")
+ROLES = sorted(p.parent.parent.name for p in (ROOT / "roles").glob("*/meta/argument_specs.yml"))
 
 
 def run(*command: str, env: dict | None = None, cwd: Path | None = None) -> str:
@@ -77,11 +78,15 @@ def test_offline_install_runs_a_module(installed, aws, tmp_path):
 
 @pytest.mark.parametrize(
     "kind,name",
-    [("module", m) for m in MODULES] + [("inventory", p) for p in INVENTORY_PLUGINS],
+    [("module", m) for m in MODULES] + [("inventory", p) for p in INVENTORY_PLUGINS] + [("role", r) for r in ROLES],
 )
 def test_every_plugin_documentation_renders(kind, name):
     doc = json.loads(run("ansible-doc", "-t", kind, "-j", f"livestream.aws.{name}"))
     entry = doc[f"livestream.aws.{name}"]
+    if kind == "role":
+        assert entry["entry_points"]["main"]["short_description"]
+        assert entry["entry_points"]["main"]["options"]
+        return
     assert entry["doc"]["short_description"]
     if kind == "module":
         assert entry["examples"].strip()

@@ -79,6 +79,30 @@ def test_the_bastion_is_reached_at_its_public_address_and_every_other_host_at_it
         assert not _connects(hosts[role]["private"], 22, timeout=1), role
 
 
+def test_a_controller_inside_the_vpc_reaches_every_host_at_its_private_address(lab, lab_config, tmp_path):
+    """use_private_addresses: the controller sits in the VPC (here: in the bastion's own
+    network namespace, which its group lets reach the others), the API is read from here."""
+    settings = json.loads(Path(lab["inventory"]).read_text())
+    inside = tmp_path / "inside.livestream.yml"
+    inside.write_text(json.dumps({**settings, "use_private_addresses": True}))
+    listing = subprocess.run(["ansible-inventory", "-i", str(inside), "--list", "--yaml", "--output",
+                              str(tmp_path / "static.yml")], capture_output=True, text=True, check=False)
+    assert listing.returncode == 0, listing.stderr
+    hosts = inventory_hosts(lab_config)
+    for role, host in hosts.items():
+        variables = json.loads(subprocess.run(["ansible-inventory", "-i", str(inside), "--host", host["name"]],
+                                              capture_output=True, text=True, check=True).stdout)
+        assert variables["ansible_host"] == host["private"], role
+        # not even the hop goes to a public address
+        assert hosts["bastion"]["public"] not in variables.get("ansible_ssh_common_args", ""), role
+    command = machines.in_network_of(lab_config, hosts["bastion"]["name"], [
+        "ansible", "all", "-i", str(tmp_path / "static.yml"), "-m", "ansible.builtin.command", "-a", "hostname", "-o"])
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for host in hosts.values():
+        assert f"{host['name']} | CHANGED | rc=0 | (stdout) {host['name']}" in result.stdout
+
+
 def test_the_domain_resolves_to_the_frontend_inside_the_lab_and_on_the_host(lab, lab_config):
     names = machine_names(lab_config)
     for role in ("backend", "bastion"):
