@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import config, image, lab
+from . import config, image, lab, strict
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--no-checks", action="store_true", help="skip the checks of the bare machines")
     up.add_argument("--no-configure", action="store_true",
                     help="leave the machines unconfigured (do not run playbooks/site.yml)")
+    up.add_argument("--strict", action="store_true",
+                    help="make the lab's API as strict as AWS's: new IDs unknown for 1.5 s, 15%% of calls throttled")
     commands.add_parser("down", help="remove every trace of the lab")
     commands.add_parser("status", help="print what the lab is and where")
     build = commands.add_parser("image", help="build the machines' base image (cached)")
@@ -31,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "status":
         return lab.status(settings)
-    summary = lab.up(settings, checks=not args.no_checks, configure_service=not args.no_configure)
+    summary = lab.up(settings, checks=not args.no_checks, configure_service=not args.no_configure,
+                     strict_mode=strict.AS_AWS if args.strict else None)
     print()
     print(f"player:           {summary['player_url']}")
     print(f"frontend address: {summary['frontend_address']} (Elastic IP)")

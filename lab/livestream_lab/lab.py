@@ -51,7 +51,9 @@ class State:
 
 # -- up ---------------------------------------------------------------------------------
 
-def up(lab: LabConfig, checks: bool = True, configure_service: bool = True) -> dict:
+def up(lab: LabConfig, checks: bool = True, configure_service: bool = True, strict_mode: dict | None = None) -> dict:
+    """Bring the lab up; ``strict_mode`` (livestream_lab.strict's settings, e.g. strict.AS_AWS)
+    makes its API as strict as AWS's for this run, else it is as plain as moto."""
     started = time.monotonic()
     _refuse_name_clash(lab)
     lab.state_dir.mkdir(parents=True, exist_ok=True)
@@ -63,6 +65,9 @@ def up(lab: LabConfig, checks: bool = True, configure_service: bool = True) -> d
 
     image.build(log=log)
     moto = _moto(lab, state, _free_block(state, "public_block", lab.default_public_block))
+    moto.strict(**(strict_mode or {}))
+    if strict_mode:
+        log(f"the API is in strict mode: {strict_mode}")
     vpc = _free_block(state, "vpc_cidr", lab.default_vpc_cidr)
     provision.provision(lab, vpc, moto.environment(), log=log)
     stack = describe(lab.stack, moto.environment())
@@ -110,6 +115,8 @@ def up(lab: LabConfig, checks: bool = True, configure_service: bool = True) -> d
         check(lab, stack, summary)
     if configure_service:
         configure(lab, vpc, moto, summary)
+    if strict_mode:
+        log(f"strict mode did: {moto.strict_counts()}")
     log(f"up in {time.monotonic() - started:.0f}s")
     return summary
 

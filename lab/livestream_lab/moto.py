@@ -27,7 +27,7 @@ import urllib.request
 from importlib import metadata
 from pathlib import Path
 
-from . import config
+from . import config, strict
 
 AMIS_PATH = Path(__file__).with_name("amis.json")
 REGION = "us-east-1"
@@ -117,8 +117,18 @@ class MotoServer:
             return response.read()
 
     def reset(self) -> None:
-        """Forget every resource: the next test starts from an empty account."""
+        """Forget every resource: the next test starts from an empty account (strict mode off)."""
         self.api("POST", "/moto-api/reset")
+        self.strict()
+
+    def strict(self, inconsistency_seconds: float = 0.0, throttle_rate: float = 0.0, seed: int = 0) -> dict:
+        """Set the API's strict mode (livestream_lab.strict; all zero: off) and return its counts so far."""
+        settings = {"inconsistency_seconds": inconsistency_seconds, "throttle_rate": throttle_rate, "seed": seed}
+        return self.strict_counts(json.dumps(settings).encode())
+
+    def strict_counts(self, settings: bytes | None = None) -> dict:
+        """What strict mode did since it was last set: requests, throttled, not_found, hidden, created."""
+        return json.loads(self.api("POST" if settings else "GET", strict.CONTROL_PATH, settings))["counts"]
 
     # moto's request recorder counts the API calls a playbook makes.
     def start_recording(self) -> None:
@@ -166,9 +176,13 @@ def lab_addresses(block: ipaddress.IPv4Network):
 def serve(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m livestream_lab.moto")
     parser.add_argument("--public-block", required=True, type=ipaddress.IPv4Network)
-    args, moto_args = parser.parse_known_args(argv)
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    args = parser.parse_args(argv)
     # imported here: only the lab's API process needs moto's server
-    from moto import server  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import run_simple  # pylint: disable=import-outside-toplevel
 
     generate = lab_addresses(args.public_block)
     for module_name, name in ADDRESS_GENERATORS:
@@ -179,7 +193,12 @@ def serve(argv: list[str] | None = None) -> None:
             raise SystemExit(f"moto {metadata.version('moto')}: {module_name}.{name} is gone; the lab cannot give "
                              f"out addresses from {args.public_block}")
         setattr(module, name, generate)
-    server.main(moto_args)
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    app = DomainDispatcherApplication(create_backend_app)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # strict mode starts off; MotoServer.strict sets it over HTTP
+    run_simple(args.host, args.port, strict.StrictAPI(app), threaded=True,
+               request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

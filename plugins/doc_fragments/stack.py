@@ -43,7 +43,8 @@ options:
   availability_zone:
     description:
       - The availability zone of both subnets.
-      - When not set, AWS picks one for the public subnet and the private subnet goes to the same one.
+      - When not set, the first zone of the region (by name) that offers every role's instance
+        type (not every zone offers every type, for example C(us-east-1e) offers no C(t3)).
     type: str
 """
 

@@ -277,7 +277,7 @@ class InventoryModule(AWSInventoryBase):
         super().parse(inventory, loader, path, cache=cache)
 
         stack = self.get_option("stack_name")
-        error = stack_name_error(stack)
+        error = stack_name_error(stack, "stack_name")
         if error:
             raise AnsibleError(error)
         regions = self.get_option("regions") or [self.region]

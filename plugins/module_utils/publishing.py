@@ -20,11 +20,13 @@ from ansible_collections.livestream.aws.plugins.module_utils.stack import named_
 from ansible_collections.livestream.aws.plugins.module_utils.stack import resource_name
 from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_tags
 from ansible_collections.livestream.aws.plugins.module_utils.stack import tag_specifications
+from ansible_collections.livestream.aws.plugins.module_utils.stack import tags_of
 from ansible_collections.livestream.aws.plugins.module_utils.stack import wait_for
 
 
 def ensure_frontend_address(module, ec2, changes, name, instance_id):
-    """The stack's Elastic IP, allocated and associated with the frontend: (public IP, allocation ID)."""
+    """The stack's Elastic IP, allocated and associated with the frontend, as described
+    (PublicIp, AllocationId, Tags; the IDs null in check mode for a new one)."""
     eip_name = resource_name(name, "frontend-eip")
     try:
         found = ec2.describe_addresses(Filters=named_filters(name, "frontend-eip"), aws_retry=True)["Addresses"]
@@ -55,7 +57,33 @@ def ensure_frontend_address(module, ec2, changes, name, instance_id):
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"Failed to give the frontend of stack {name!r} its Elastic IP {eip_name}")
 
-    return address["PublicIp"], address["AllocationId"]
+    return address
+
+
+# Tags on the Elastic IP that name the A record pointing at it: how teardown finds the
+# record from the stack alone, and never releases an address a record still points at.
+RECORD_TAG = "DnsRecord"
+ZONE_TAG = "DnsZone"
+
+
+def ensure_record_tags(module, ec2, changes, name, public_ip, domain, zone_name, address=None):
+    """Tag the Elastic IP ``public_ip`` of the stack with the A record ``domain`` in the zone
+    ``zone_name`` that points at it (``address``: the address as described already, if it was)."""
+    wanted = {RECORD_TAG: domain, ZONE_TAG: zone_name}
+    try:
+        if address is not None:
+            found = [address] if address.get("AllocationId") else []
+        else:
+            found = ec2.describe_addresses(PublicIps=[public_ip], aws_retry=True)["Addresses"] if public_ip else []
+        current = {key: value for key, value in tags_of(found[0]).items() if key in wanted} if found else {}
+        if current != wanted:
+            changes.record(f"note on Elastic IP {public_ip or resource_name(name, 'frontend-eip')} that {domain} points at it",
+                           "Elastic IP record tags", current, wanted)
+            if not module.check_mode and found:
+                ec2.create_tags(Resources=[found[0]["AllocationId"]],
+                                Tags=[{"Key": key, "Value": value} for key, value in wanted.items()], aws_retry=True)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        module.fail_json_aws(e, msg=f"Failed to note the A record {domain} on the Elastic IP {public_ip} of stack {name!r}")
 
 
 def find_hosted_zone(module, route53, zone_name):

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import re
 
+try:
+    import botocore.loaders
+    import botocore.waiter
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
@@ -37,13 +43,17 @@ AMI_ARCHITECTURES = {"x86_64": "amd64", "arm64": "arm64"}
 LIVE_INSTANCE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
 
 
-def stack_name_error(name):
-    """Return why ``name`` is not a usable stack name, or None when it is."""
+def stack_name_error(name, option="name, livestream_stack_name"):
+    """Return why ``name`` is not a usable stack name, or None when it is; the message names
+    ``option``, where the name was given."""
     if not STACK_NAME_PATTERN.match(name or ""):
         return (
-            f"stack name {name!r} is not valid: use 2 to 32 lowercase letters, digits and "
-            "hyphens, starting with a letter and not ending with a hyphen"
+            f"stack name {name!r} ({option}) is not valid: use 2 to 32 lowercase letters, "
+            "digits and hyphens, starting with a letter and not ending with a hyphen"
         )
+    if name.startswith("sg-"):
+        # the security groups are called <stack>-<role>, and AWS refuses group names like IDs
+        return f"stack name {name!r} ({option}) must not start with 'sg-': AWS refuses such security group names"
     return None
 
 
@@ -164,16 +174,56 @@ def image_search_description(family, architecture="x86_64"):
     return f"{family} AMI named {pattern!r} for {architecture} owned by {spec['owner']}"
 
 
+# AWS is eventually consistent: for a while after a create call returns, other calls may
+# not know the new ID yet (EC2 documents it). Every call and waiter retries these, as it
+# retries throttling.
+EVENTUALLY_CONSISTENT = [
+    "InvalidVpcID.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidInternetGatewayID.NotFound",
+    "InvalidRouteTableID.NotFound",
+    "InvalidAssociationID.NotFound",
+    "InvalidGroup.NotFound",
+    "InvalidAllocationID.NotFound",
+    "InvalidInstanceID.NotFound",
+    "InvalidNetworkInterfaceID.NotFound",
+    "InvalidKeyPair.NotFound",
+    "NoSuchHostedZone",
+]
+THROTTLED = ["RequestLimitExceeded", "Throttling", "ThrottlingException", "PriorRequestNotComplete"]
+
+
+def waiter(client, waiter_name, delay, max_attempts):
+    """botocore's own waiter ``waiter_name`` for the client's service, which also waits
+    through a new ID not known yet and through throttling, instead of failing at once
+    (``vpc_available`` fails on the InvalidVpcID.NotFound a new VPC may give)."""
+    service = client.meta.service_model
+    loader = botocore.loaders.create_loader()
+    config = loader.load_service_model(service.service_name, "waiters-2", service.api_version)
+    camel = "".join(word.capitalize() for word in waiter_name.split("_"))
+    spec = dict(config["waiters"][camel], delay=delay, maxAttempts=max_attempts)
+    known = {(a.get("matcher"), a.get("expected")) for a in spec["acceptors"]}
+    spec["acceptors"] = spec["acceptors"] + [
+        {"matcher": "error", "expected": code, "state": "retry"}
+        for code in EVENTUALLY_CONSISTENT + THROTTLED if ("error", code) not in known
+    ]
+    model = botocore.waiter.WaiterModel({"version": 2, "waiters": {camel: spec}})
+    return botocore.waiter.create_waiter_with_client(camel, model, client)
+
+
 def wait_for(client, waiter_name, delay=5, max_attempts=120, **params):
-    """Wait with a boto3 waiter; its first check is immediate, so a resource that is
-    already there costs one call and no sleep."""
-    client.get_waiter(waiter_name).wait(WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts}, **params)
+    """Wait with botocore's waiter (see ``waiter``); its first check is immediate, so a
+    resource that is already there costs one call and no sleep."""
+    waiter(client, waiter_name, delay, max_attempts).wait(**params)
 
 
 def client(module, service, **retry):
     """A client for ``service`` whose calls made with ``aws_retry=True`` back off and retry
-    (``retry`` goes to AWSRetry.jittered_backoff, e.g. catch_extra_error_codes)."""
-    return module.client(service, retry_decorator=AWSRetry.jittered_backoff(**retry))
+    on throttling and on an ID that is not known yet (``retry`` goes to
+    AWSRetry.jittered_backoff, e.g. catch_extra_error_codes)."""
+    codes = EVENTUALLY_CONSISTENT + THROTTLED + list(retry.pop("catch_extra_error_codes", []))
+    return module.client(service, retry_decorator=AWSRetry.jittered_backoff(
+        retries=10, delay=1, max_delay=15, catch_extra_error_codes=codes, **retry))
 
 
 class Changes:

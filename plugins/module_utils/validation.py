@@ -22,7 +22,9 @@ LARGEST_PREFIX = 16
 SMALLEST_PREFIX = 28
 
 DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
+# what EC2's ImportKeyPair takes, and the OpenSSH types it refuses
+SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa")
+EC2_REFUSED_KEY_TYPES = ("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
 
 
 def parse_cidr(what, value, errors):
@@ -119,11 +121,17 @@ def normalize_dns_name(value):
 
 
 def ssh_public_key_errors(key):
-    """One OpenSSH public key line (what ``ssh-keygen`` writes to ``*.pub``)."""
+    """One OpenSSH public key line (what ``ssh-keygen`` writes to ``*.pub``) of a type EC2
+    imports: RSA or ED25519 (EC2 refuses ECDSA keys)."""
     parts = str(key or "").split()
-    if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES or not re.match(r"^[A-Za-z0-9+/]+={0,2}$", parts[1]):
+    if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES + EC2_REFUSED_KEY_TYPES \
+            or not re.match(r"^[A-Za-z0-9+/]+={0,2}$", parts[1]):
         shown = str(key or "")[:40]
-        return [f"SSH public key {shown!r} is not an OpenSSH public key (expected e.g. 'ssh-ed25519 AAAA...')"]
+        return [f"SSH public key {shown!r} (ssh_public_key, livestream_ssh_public_key_file) is not an OpenSSH "
+                "public key (expected e.g. 'ssh-ed25519 AAAA...')"]
+    if parts[0] in EC2_REFUSED_KEY_TYPES:
+        return [f"SSH public key of type {parts[0]!r} (ssh_public_key, livestream_ssh_public_key_file): EC2 imports "
+                "RSA and ED25519 keys only; make one with ssh-keygen -t ed25519"]
     return []
 
 

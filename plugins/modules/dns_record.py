@@ -16,6 +16,9 @@ description:
     tagged C(Stack=<name>), and M(livestream.aws.stack_teardown) deletes it once it holds
     no other records.
   - Other records of the zone are left alone.
+  - When O(address) is an Elastic IP of the account, it gets the tags C(DnsRecord) and C(DnsZone),
+    naming the record and its zone, so that M(livestream.aws.stack_teardown) finds the record from
+    the stack alone and never releases an address a record still points at.
   - The domain is checked against the zone before any API call.
 options:
   address:
@@ -88,6 +91,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_dns_record
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_record_tags
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
 from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 from ansible_collections.livestream.aws.plugins.module_utils.validation import check_mode_only_errors
@@ -119,18 +123,20 @@ def main():
     domain = normalize_dns_name(params["domain"])
 
     changes = Changes(module)
+    zone_name = normalize_dns_name(params["hosted_zone"])
     zone_id = ensure_dns_record(
         module,
         client(module, "route53"),
         changes,
         name,
         domain,
-        normalize_dns_name(params["hosted_zone"]),
+        zone_name,
         address,
         create_hosted_zone=params["create_hosted_zone"],
         ttl=params["ttl"],
         wait=params["wait"],
     )
+    ensure_record_tags(module, client(module, "ec2"), changes, name, address, domain, zone_name)
     changes.exit_json(fqdn=domain, hosted_zone_id=zone_id, address=address)
 
 

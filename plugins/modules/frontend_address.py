@@ -78,8 +78,8 @@ def main():
     fail_on_errors(module, stack_errors(name) + check_mode_only_errors(module, "instance_id"))
 
     changes = Changes(module)
-    public_ip, allocation_id = ensure_frontend_address(module, client(module, "ec2"), changes, name, instance_id)
-    changes.exit_json(public_ip=public_ip, allocation_id=allocation_id)
+    address = ensure_frontend_address(module, client(module, "ec2"), changes, name, instance_id)
+    changes.exit_json(public_ip=address["PublicIp"], allocation_id=address["AllocationId"])
 
 
 if __name__ == "__main__":

@@ -125,6 +125,7 @@ from ansible_collections.livestream.aws.plugins.module_utils.preflight import pr
 from ansible_collections.livestream.aws.plugins.module_utils.preflight import stack_input_options
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_dns_record
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_frontend_address
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_record_tags
 from ansible_collections.livestream.aws.plugins.module_utils.security_groups import ensure_security_groups
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
 from ansible_collections.livestream.aws.plugins.module_utils.stack import client
@@ -134,7 +135,7 @@ from ansible_collections.livestream.aws.plugins.module_utils.validation import n
 def main():
     module = AnsibleAWSModule(
         argument_spec=options.argument_spec(
-            stack_input_options(), options.AVAILABILITY_ZONE, options.INSTANCES, ttl=dict(type="int", default=300)
+            stack_input_options(), ttl=dict(type="int", default=300)
         ),
         supports_check_mode=True,
     )
@@ -142,12 +143,11 @@ def main():
     name = params["name"]
     ec2 = client(module, "ec2")
     route53 = client(module, "route53")
-    image = preflight(module, ec2, route53)
+    image, zone = preflight(module, ec2, route53)
 
     changes = Changes(module)
     network = ensure_network(
-        module, ec2, changes, name, params["vpc_cidr"], params["public_subnet_cidr"], params["private_subnet_cidr"],
-        params["availability_zone"],
+        module, ec2, changes, name, params["vpc_cidr"], params["public_subnet_cidr"], params["private_subnet_cidr"], zone,
     )
     groups = ensure_security_groups(
         module, ec2, changes, name, network["vpc"]["vpc_id"], params["private_subnet_cidr"], params["admin_cidrs"]
@@ -170,12 +170,15 @@ def main():
         params["wait_timeout"],
     )
     ensure_nat_route(module, ec2, changes, name, instances["bastion"]["network_interface_id"])
-    public_ip, allocation_id = ensure_frontend_address(module, ec2, changes, name, instances["frontend"]["instance_id"])
+    address = ensure_frontend_address(module, ec2, changes, name, instances["frontend"]["instance_id"])
+    public_ip, allocation_id = address["PublicIp"], address["AllocationId"]
     domain = normalize_dns_name(params["domain"])
+    zone_name = normalize_dns_name(params["hosted_zone"])
     zone_id = ensure_dns_record(
-        module, route53, changes, name, domain, normalize_dns_name(params["hosted_zone"]), public_ip,
+        module, route53, changes, name, domain, zone_name, public_ip,
         create_hosted_zone=params["create_hosted_zone"], ttl=params["ttl"],
     )
+    ensure_record_tags(module, ec2, changes, name, public_ip, domain, zone_name, address)
 
     changes.exit_json(
         image=image,

@@ -11,9 +11,12 @@ short_description: Remove every resource of a livestream stack, in dependency or
 description:
   - Finds every EC2 resource tagged C(Stack=<name>) (as M(livestream.aws.stack_info) does) and
     removes it in the order AWS requires, reporting each one removed.
-  - The order is - the DNS record (when O(domain) and O(hosted_zone) are given, and only if it
-    points at an address of the stack), the hosted zone (only if the stack created it and it
-    holds no other records), Elastic IPs, instances (waiting until they are terminated), route
+  - The order is - the DNS records (the one named by O(domain) and O(hosted_zone), and those
+    provisioning noted on the stack's Elastic IPs in the tags C(DnsRecord) and C(DnsZone);
+    each only if it points at addresses of the stack alone), their hosted zones (only if the
+    stack created one and it holds no other records), Elastic IPs (never one that a record
+    still points at, since released it could go to anyone, who would then serve the domain),
+    instances (waiting until they are terminated), route
     tables, the rules by which the stack's security groups refer to each other, the groups,
     the internet gateway (detached first), subnets, the VPC, key pairs.
   - Resources of other stacks, and untagged ones, are never touched.
@@ -22,7 +25,8 @@ description:
 options:
   domain:
     description:
-      - The stack's DNS name, whose A record goes too. Requires O(hosted_zone).
+      - A DNS name of the stack, whose A record goes too. Requires O(hosted_zone).
+      - Not needed for the record provisioning made, which the stack's Elastic IP names.
     type: str
   hosted_zone:
     description:
@@ -105,6 +109,8 @@ from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 from ansible_collections.livestream.aws.plugins.module_utils.stack import describe_stack
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import find_a_record
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import find_hosted_zone
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import RECORD_TAG
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import ZONE_TAG
 from ansible_collections.livestream.aws.plugins.module_utils.stack import wait_for
 from ansible_collections.livestream.aws.plugins.module_utils.validation import domain_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
@@ -150,17 +156,29 @@ def to_boto3_permission(permission):
     return boto
 
 
-def remove_dns(module, teardown, name, stack_addresses):
-    params = module.params
-    domain, zone_name = normalize_dns_name(params["domain"]), normalize_dns_name(params["hosted_zone"])
-    route53 = client(module, "route53")
+def records_of(module, stack):
+    """(domain, zone name) of each A record that may point at the stack: the one given to
+    the module, and those provisioning noted on the stack's Elastic IPs."""
+    found = []
+    if module.params["domain"]:
+        found.append((normalize_dns_name(module.params["domain"]), normalize_dns_name(module.params["hosted_zone"])))
+    for address in stack["addresses"]:
+        tags = address.get("tags", {})
+        if tags.get(RECORD_TAG) and tags.get(ZONE_TAG):
+            found.append((normalize_dns_name(tags[RECORD_TAG]), normalize_dns_name(tags[ZONE_TAG])))
+    return list(dict.fromkeys(found))
+
+
+def remove_dns(module, teardown, route53, name, domain, zone_name, stack_addresses):
+    """Delete the A record ``domain`` if it points at the stack only, then the zone if the
+    stack made it and it holds nothing else. Return the addresses a record still points at."""
     zone_id = find_hosted_zone(module, route53, zone_name)
     if zone_id is None:
-        return
+        return set()
     record = find_a_record(route53, zone_id, domain)
     removed_records = 0
+    values = sorted(r["Value"] for r in (record or {}).get("ResourceRecords", []))
     if record is not None:
-        values = sorted(r["Value"] for r in record.get("ResourceRecords", []))
         if values and set(values) <= stack_addresses:
             removed_records = 1
             teardown.remove("dns_record", domain, None, (route53.change_resource_record_sets, dict(
@@ -168,20 +186,22 @@ def remove_dns(module, teardown, name, stack_addresses):
                 ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": record}]},
             )))
         else:
-            teardown.kept.append(f"A record {domain}: it points at {', '.join(values)}, not at the stack")
+            teardown.kept.append(f"A record {domain}: it points at {', '.join(values)}, not at the stack only")
     tags = boto3_tag_list_to_ansible_dict(
         route53.list_tags_for_resource(ResourceType="hostedzone", ResourceId=zone_id, aws_retry=True)["ResourceTagSet"].get("Tags", [])
     )
+    still_pointed_at = set() if removed_records else set(values) & stack_addresses
     if tags.get(STACK_TAG) != name:
-        return
+        return still_pointed_at
     zone = route53.get_hosted_zone(Id=zone_id, aws_retry=True)["HostedZone"]
     # a new zone holds its SOA and NS records; anything more belongs to someone (the count
     # is read after the record went, except in check mode, where it did not go)
     others = zone.get("ResourceRecordSetCount", 0) - 2 - (removed_records if module.check_mode else 0)
     if others > 0:
         teardown.kept.append(f"hosted zone {zone_name}: it holds {others} other record(s)")
-        return
+        return still_pointed_at
     teardown.remove("hosted_zone", zone_id, zone_name, (route53.delete_hosted_zone, dict(Id=zone_id)))
+    return still_pointed_at
 
 
 def main():
@@ -207,14 +227,20 @@ def main():
     step = f"find the resources of stack {name!r}"
     try:
         stack = describe_stack(ec2, name)
-        if params["domain"]:
-            step = f"remove the DNS record {params['domain']} of stack {name!r}"
-            addresses = {a["public_ip"] for a in stack["addresses"]}
-            addresses |= {i["public_ip_address"] for i in stack["instances"] if i.get("public_ip_address")}
-            remove_dns(module, teardown, name, addresses)
+        addresses = {a["public_ip"] for a in stack["addresses"]}
+        addresses |= {i["public_ip_address"] for i in stack["instances"] if i.get("public_ip_address")}
+        pointed_at = set()
+        route53 = client(module, "route53")
+        for domain, zone_name in records_of(module, stack):
+            step = f"remove the DNS record {domain} of stack {name!r}"
+            pointed_at |= remove_dns(module, teardown, route53, name, domain, zone_name, addresses)
 
         step = f"release the Elastic IPs of stack {name!r}"
         for address in stack["addresses"]:
+            if address["public_ip"] in pointed_at:
+                # released, it could go to anyone, and the record would serve them the domain
+                teardown.kept.append(f"Elastic IP {address['public_ip']}: a DNS record still points at it")
+                continue
             calls = [(ec2.release_address, dict(AllocationId=address["allocation_id"]))]
             if address.get("association_id"):
                 calls.insert(0, (ec2.disassociate_address, dict(AssociationId=address["association_id"])))

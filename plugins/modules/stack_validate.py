@@ -11,9 +11,12 @@ short_description: Check every input of a livestream stack before anything is cr
 description:
   - Checks, in one step, every input the provisioning modules will get, with the same rules
     they apply themselves, and fails with a message that names each bad value.
-  - Then checks that AWS credentials are there, finds the AMI the instances will boot (the
-    newest by name of the chosen family, published by the family's own account), and checks
-    that the hosted zone exists unless O(create_hosted_zone=true).
+  - Then checks that the region is an AWS region and that AWS credentials are there, finds
+    the AMI the instances will boot (the newest by name of the chosen family, published by the
+    family's own account), checks that every instance type exists, runs the AMI's
+    architecture and is offered in the availability zone (choosing the first zone by name that
+    offers them all when O(availability_zone) is not set), and checks that the hosted zone
+    exists unless O(create_hosted_zone=true).
   - Run it first (as C(playbooks/provision.yml) does) so that a bad input stops the run
     before any resource exists.
   - Read-only; safe in check mode.
@@ -22,6 +25,8 @@ author:
 extends_documentation_fragment:
   - livestream.aws.stack.name
   - livestream.aws.stack.network
+  - livestream.aws.stack.availability_zone
+  - livestream.aws.stack.instances
   - livestream.aws.stack.access
   - livestream.aws.stack.dns
   - livestream.aws.stack.ami
@@ -49,6 +54,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+availability_zone:
+  description: The availability zone for both subnets, O(availability_zone) or the one chosen.
+  returned: success
+  type: str
+  sample: us-east-1a
 image:
   description: The AMI the instances will boot.
   returned: success
@@ -89,8 +99,8 @@ from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 
 def main():
     module = AnsibleAWSModule(argument_spec=stack_input_options(), supports_check_mode=True)
-    image = preflight(module, client(module, "ec2"), client(module, "route53"))
-    module.exit_json(changed=False, image=image)
+    image, zone = preflight(module, client(module, "ec2"), client(module, "route53"))
+    module.exit_json(changed=False, image=image, availability_zone=zone)
 
 
 if __name__ == "__main__":

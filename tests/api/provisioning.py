@@ -3,8 +3,7 @@ census of a stack read straight from the API with boto3 (not through our modules
 
 from __future__ import annotations
 
-import boto3
-
+from conftest import observer
 from playbook import ROOT
 
 PROVISION = ROOT / "playbooks" / "provision.yml"
@@ -36,7 +35,7 @@ def stack_vars(tmp_path, name="live", **overrides):
 
 
 def route53(aws):
-    return boto3.client("route53", endpoint_url=aws.url)
+    return observer(aws, "route53")
 
 
 def census(ec2, name):

@@ -18,6 +18,7 @@ from playbook import ROOT
 
 DEBIAN_AMI = "ami-0deb12a0000000002"
 UBUNTU_AMI = "ami-0ub2404a000000001"
+ZONE = "us-east-1a"
 
 
 def _tags(stack, role, name=None):
@@ -30,8 +31,9 @@ def build_stack(ec2, stack, images=None, cidr="10.0", roles=("bastion", "fronten
     frontend with an Elastic IP, backend in the private subnet. Returns instances by role."""
     images = {"bastion": DEBIAN_AMI, "frontend": DEBIAN_AMI, "backend": DEBIAN_AMI, **(images or {})}
     vpc = ec2.create_vpc(CidrBlock=f"{cidr}.0.0/16")["Vpc"]["VpcId"]
-    public = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr}.1.0/24")["Subnet"]["SubnetId"]
-    private = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr}.2.0/24")["Subnet"]["SubnetId"]
+    # a zone that offers the instance type (the lab's API refuses a launch where it is not, as AWS does)
+    public = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr}.1.0/24", AvailabilityZone=ZONE)["Subnet"]["SubnetId"]
+    private = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr}.2.0/24", AvailabilityZone=ZONE)["Subnet"]["SubnetId"]
     ec2.modify_subnet_attribute(SubnetId=public, MapPublicIpOnLaunch={"Value": True})
     instances = {}
     for role in roles:
@@ -423,7 +425,7 @@ def test_missing_credentials_is_a_clear_error(ec2, inventory, tmp_path):
 def test_bad_stack_name_is_refused(aws, inventory):
     message = inventory.error({"stack_name": "Live_Stream"})
 
-    assert "stack name 'Live_Stream' is not valid" in message
+    assert "stack name 'Live_Stream' (stack_name) is not valid" in message
 
 
 def test_playbook_finds_hosts_provisioned_earlier_in_the_same_run(aws, inventory, ansible, tmp_path):

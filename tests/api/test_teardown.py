@@ -85,3 +85,46 @@ def test_a_zone_the_stack_did_not_create_stays(ec2, aws, ansible, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
     assert [z["Id"] for z in r53.list_hosted_zones()["HostedZones"]] == [zone_id]
     assert a_records(r53, "live.example.test") == {}, "the record that pointed at the stack goes"
+
+
+def test_teardown_without_domain_or_zone_removes_the_record_the_stack_made(ec2, aws, ansible, tmp_path):
+    # provisioned under the user's own zone; torn down as the README shows it, with only the stack
+    # named (the playbook's defaults then name another domain and zone)
+    stack = stack_vars(tmp_path, livestream_hosted_zone="example.org", livestream_domain="tv.example.org")
+    assert ansible.playbook(PROVISION, extra_vars=stack).returncode == 0
+    r53 = route53(aws)
+    assert list(a_records(r53, "tv.example.org")) == ["example.org"]
+    address = ec2.describe_addresses(Filters=[{"Name": "tag:Stack", "Values": ["live"]}])["Addresses"][0]
+    assert {t["Key"]: t["Value"] for t in address["Tags"]}["DnsRecord"] == "tv.example.org"
+    only_the_name = {"livestream_stack_name": "live"}
+
+    checked = ansible.playbook(TEARDOWN, check=True, extra_vars=only_the_name)
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    assert {"kind": "dns_record", "id": "tv.example.org", "name": None} in removed_of(checked)
+
+    result = ansible.playbook(TEARDOWN, extra_vars=only_the_name)
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert a_records(r53, "tv.example.org") == {}
+    kinds = [r["kind"] for r in removed_of(result)]
+    assert kinds.index("dns_record") < kinds.index("elastic_ip")
+    assert tagged_with(ec2, "live") == {}
+
+
+def test_an_elastic_ip_a_record_still_points_at_is_not_released(ec2, aws, ansible, tmp_path):
+    stack = stack_vars(tmp_path)
+    assert ansible.playbook(PROVISION, extra_vars=stack).returncode == 0
+    r53 = route53(aws)
+    zone_id = r53.list_hosted_zones()["HostedZones"][0]["Id"]
+    (public_ip,) = a_records(r53, "live.example.test")[ZONE]
+    # someone else made the record point at another address too: it is not the stack's alone
+    r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
+        "Name": "live.example.test", "Type": "A", "TTL": 300,
+        "ResourceRecords": [{"Value": public_ip}, {"Value": "192.0.2.10"}]}}]})
+
+    result = ansible.playbook(TEARDOWN, extra_vars=stack)
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    kept = result.task("Remove every resource of the stack")["kept"]
+    assert any(public_ip in note and "still points at it" in note for note in kept), kept
+    assert [a["PublicIp"] for a in ec2.describe_addresses()["Addresses"]] == [public_ip]

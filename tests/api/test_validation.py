@@ -40,7 +40,12 @@ BAD_INPUTS = {
     ),
     "no admin CIDR at all": ({"livestream_admin_cidrs": []}, "admin CIDRs are empty"),
     "unknown AMI family": ({"livestream_ami_family": "centos7"}, "centos7"),
-    "bad stack name": ({"livestream_stack_name": "Live_Stream"}, "stack name 'Live_Stream' is not valid"),
+    "bad stack name": ({"livestream_stack_name": "Live_Stream"}, "stack name 'Live_Stream' (name, livestream_stack_name) is not valid"),
+    "instance type the zone does not offer": (
+        {"livestream_availability_zone": "us-east-1e"},
+        "availability zone 'us-east-1e' (livestream_availability_zone) does not offer the instance type 't3.micro' "
+        "of the bastion",
+    ),
     "hosted zone that does not exist": (
         {"livestream_create_hosted_zone": False},
         "hosted zone 'example.test' for domain 'live.example.test' not found",
@@ -69,6 +74,53 @@ def test_a_key_file_that_holds_no_public_key_is_refused(ec2, aws, ansible, tmp_p
     assert result.returncode != 0
     assert any("is not an OpenSSH public key" in m for m in result.failure_messages())
     nothing_exists(ec2, aws)
+
+
+# What AWS refuses (and moto accepts) stops the run before anything is made, every problem
+# of a kind named at once with the variable to change. "ECDSA_KEY" stands for a key file
+# holding an ECDSA key, which EC2 does not import.
+REFUSED_BY_AWS = {
+    "names": (
+        {"livestream_stack_name": "sg-live", "livestream_domain": "sg-live.example.test",
+         "livestream_region": "eu-west-9", "livestream_ssh_public_key_file": "ECDSA_KEY"},
+        ["stack name 'sg-live' (name, livestream_stack_name) must not start with 'sg-'",
+         "region 'eu-west-9' is not an AWS region (region, livestream_region, AWS_REGION",
+         "of type 'ecdsa-sha2-nistp256' (ssh_public_key, livestream_ssh_public_key_file): EC2 imports "
+         "RSA and ED25519 keys only"],
+    ),
+    "placement": (
+        {"livestream_availability_zone": "us-east-1z",
+         "livestream_instance_types": {"backend": "c6i.huge", "frontend": "t4g.small"}},
+        ["availability zone 'us-east-1z' (availability_zone, livestream_availability_zone) is not in region us-east-1",
+         "instance type 'c6i.huge' of the backend (instance_types.backend, livestream_instance_types) is not an "
+         "EC2 instance type",
+         "instance type 't4g.small' of the frontend (instance_types.frontend, livestream_instance_types) runs "
+         "arm64, not the AMI's x86_64"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_BY_AWS, ids=list(REFUSED_BY_AWS))
+def test_every_input_aws_would_refuse_is_named_in_one_run(ec2, aws, ansible, tmp_path, case):
+    overrides, expected = REFUSED_BY_AWS[case]
+    ecdsa = tmp_path / "id_ecdsa.pub"
+    ecdsa.write_text(PUBLIC_KEY.replace("ssh-ed25519", "ecdsa-sha2-nistp256") + "\n")
+    overrides = {key: str(ecdsa) if value == "ECDSA_KEY" else value for key, value in overrides.items()}
+
+    result = ansible.playbook(PROVISION, extra_vars=stack_vars(tmp_path, **overrides))
+
+    assert result.returncode != 0
+    message = " ".join(result.failure_messages())
+    for line in expected:
+        assert line in message, message
+    nothing_exists(ec2, aws)
+
+
+def test_without_a_zone_the_first_that_offers_every_type_is_chosen(ec2, aws, ansible, tmp_path):
+    result = ansible.playbook(PROVISION, check=True, extra_vars=stack_vars(tmp_path))
+
+    assert result.returncode == 0, result.failure_messages()
+    assert result.task(LAUNCHING_TASK[PROVISION])["subnets"]["public"]["availability_zone"] == "us-east-1a"
 
 
 def test_no_credentials_fails_and_says_so(ec2, aws, ansible, tmp_path):
@@ -122,13 +174,13 @@ MODULE_CASES = {
     "instances": (
         {"name": "live", "image_id": "ami-1", "ssh_public_key": "hello", "subnet_ids": {"public": "s-1", "private": "s-2"},
          "security_group_ids": {"bastion": "sg-1", "frontend": "sg-2", "backend": "sg-3"}},
-        "SSH public key 'hello' is not an OpenSSH public key",
+        "SSH public key 'hello' (ssh_public_key, livestream_ssh_public_key_file) is not an OpenSSH public key",
     ),
     "dns_record": (
         {"name": "live", "domain": "live.example.org", "hosted_zone": "example.test", "address": "192.0.2.1"},
         "domain 'live.example.org' is not inside the hosted zone 'example.test'",
     ),
-    "nat_route": ({"name": "-live", "network_interface_id": "eni-1"}, "stack name '-live' is not valid"),
+    "nat_route": ({"name": "-live", "network_interface_id": "eni-1"}, "stack name '-live' (name, livestream_stack_name) is not valid"),
     "frontend_address": ({"name": "live"}, "instance_id is required"),
     "stack_provision": (
         {"name": "live", "admin_cidrs": ["192.0.2.0/24"], "domain": "live.example.test", "hosted_zone": "example.test",

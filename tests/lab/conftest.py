@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lab_support import STACK, require_lab_host, snapshot
-from livestream_lab import config, lab as lab_flow
+from livestream_lab import config, lab as lab_flow, strict
 
 
 @pytest.fixture(scope="session")
@@ -23,8 +23,9 @@ def host_before(lab_config):
 
 @pytest.fixture(scope="session")
 def lab(lab_config, host_before):
-    """The lab, up, with its checks passed; taken down at the end of the session."""
+    """The lab, up, with its checks passed, its API as strict as AWS's while it came up
+    (provisioning, the inventory and the checks met it); taken down at the end of the session."""
     # bare machines: these tests are about the lab; the configured service is make lab's and molecule's
-    summary = lab_flow.up(lab_config, configure_service=False)
+    summary = lab_flow.up(lab_config, configure_service=False, strict_mode={**strict.AS_AWS, "seed": 1})
     yield summary
     lab_flow.down(lab_config)

@@ -1,0 +1,309 @@
+"""The lab's AWS API made as strict as AWS's, where moto is kinder: a WSGI layer in front of
+moto's server (``python -m livestream_lab.moto --strict ...``).
+
+- **Eventual consistency.** EC2 documents that a resource made by a create call may be
+  unknown to other calls for a while after the call returns. For ``inconsistency_seconds``
+  after the response of a create call, a request that names the new resource's ID fails
+  as EC2 fails it (``InvalidVpcID.NotFound``, ``InvalidGroup.NotFound``, ...), and Describe
+  calls leave it out of what they list (what a tag-filtered Describe does on AWS).
+- **Throttling.** A share of the calls (``throttle_rate``) is refused as AWS refuses them
+  under load: EC2 with HTTP 503 ``RequestLimitExceeded``, Route 53 with HTTP 400
+  ``Throttling`` (``PriorRequestNotComplete`` for a change to record sets).
+- **What AWS refuses and moto accepts**, refused always (strict mode on or off): an
+  instance launched with a type its subnet's zone does not offer (``Unsupported``), an
+  ECDSA key imported (EC2 takes RSA and ED25519), a security group named like an ID
+  (``sg-...``).
+
+Which calls are refused comes from a seeded random generator, so a failing run can be
+run again the same way. The lab's own view of the API (what it realises as machines and
+networks: AWS's side of things) signs with the access key ``LAB_ACCESS_KEY_ID`` and is
+never refused. What the layer did is counted, and both the settings and the
+counts are read and set over HTTP at ``/livestream-lab/strict`` (GET: counts and settings;
+POST a JSON object: new settings, counts reset), so one server serves tests with and
+without strict mode.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import random
+import re
+import threading
+import time
+import urllib.parse
+import uuid
+from xml.etree import ElementTree
+
+CONTROL_PATH = "/livestream-lab/strict"
+# the lab's own seat: requests signed with this access key pass untouched
+LAB_ACCESS_KEY_ID = "LIVESTREAMLABSEAT"
+# what `up --strict` and the tests use: 1.5 s of inconsistency after a create, 15% throttled
+AS_AWS = {"inconsistency_seconds": 1.5, "throttle_rate": 0.15}
+
+# The ID prefixes of what provisioning creates, and EC2's error code for an unknown one.
+NOT_FOUND_CODES = {
+    "vpc": "InvalidVpcID.NotFound",
+    "subnet": "InvalidSubnetID.NotFound",
+    "igw": "InvalidInternetGatewayID.NotFound",
+    "rtb": "InvalidRouteTableID.NotFound",
+    "rtbassoc": "InvalidAssociationID.NotFound",
+    "sg": "InvalidGroup.NotFound",
+    "eipalloc": "InvalidAllocationID.NotFound",
+    "eipassoc": "InvalidAssociationID.NotFound",
+    "i": "InvalidInstanceID.NotFound",
+    "eni": "InvalidNetworkInterfaceID.NotFound",
+}
+ID_PATTERN = re.compile(r"^(" + "|".join(sorted(NOT_FOUND_CODES, key=len, reverse=True)) + r")-[0-9a-f]{8,17}$")
+
+# The create calls, and the response elements that hold the IDs of what they made.
+CREATED_IDS = {
+    "CreateVpc": ("vpcId",),
+    "CreateSubnet": ("subnetId",),
+    "CreateInternetGateway": ("internetGatewayId",),
+    "CreateRouteTable": ("routeTableId",),
+    "AssociateRouteTable": ("associationId",),
+    "CreateSecurityGroup": ("groupId",),
+    "AllocateAddress": ("allocationId",),
+    "AssociateAddress": ("associationId",),
+    "RunInstances": ("instanceId", "networkInterfaceId"),
+}
+
+# In a Describe response: the sets whose items are resources, and each item's own ID.
+LISTED_IDS = {
+    "vpcSet": "vpcId",
+    "subnetSet": "subnetId",
+    "internetGatewaySet": "internetGatewayId",
+    "routeTableSet": "routeTableId",
+    "associationSet": "routeTableAssociationId",
+    "securityGroupInfo": "groupId",
+    "addressesSet": "allocationId",
+    "instancesSet": "instanceId",
+    "networkInterfaceSet": "networkInterfaceId",
+}
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+class Settings:
+    def __init__(self, inconsistency_seconds: float = 0.0, throttle_rate: float = 0.0, seed: int = 0):
+        self.inconsistency_seconds = float(inconsistency_seconds)
+        self.throttle_rate = float(throttle_rate)
+        self.seed = int(seed)
+
+    def as_dict(self) -> dict:
+        return {"inconsistency_seconds": self.inconsistency_seconds, "throttle_rate": self.throttle_rate,
+                "seed": self.seed}
+
+
+class StrictAPI:
+    """WSGI middleware around moto's server application."""
+
+    def __init__(self, app, settings: Settings | None = None, clock=time.monotonic):
+        self.app = app
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.configure(settings or Settings())
+
+    def configure(self, settings: Settings) -> None:
+        with self.lock:
+            self.settings = settings
+            self.random = random.Random(settings.seed)
+            self.young: dict[str, float] = {}  # ID -> until when it stays unknown
+            self.counts = {"requests": 0, "throttled": 0, "not_found": 0, "hidden": 0, "created": 0, "refused": 0}
+
+    # -- WSGI ---------------------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == CONTROL_PATH:
+            return self._control(environ, start_response)
+        if path.startswith("/moto-api") or f"Credential={LAB_ACCESS_KEY_ID}/" in environ.get("HTTP_AUTHORIZATION", ""):
+            return self.app(environ, start_response)
+        body = self._body(environ)
+        service, action, params = self._request(environ, path, body)
+        with self.lock:
+            self.counts["requests"] += 1
+            throttled = self.settings.throttle_rate and self.random.random() < self.settings.throttle_rate
+            if throttled:
+                self.counts["throttled"] += 1
+        if throttled:
+            return self._throttle(service, action, start_response)
+        if service == "ec2":
+            refusal = self._refusal(environ, action, params)
+            if refusal:
+                with self.lock:
+                    self.counts["refused"] += 1
+                return _ec2_error(start_response, "400 Bad Request", *refusal)
+            unknown = self._names_young_id(params)
+            if unknown:
+                with self.lock:
+                    self.counts["not_found"] += 1
+                prefix = unknown.split("-", 1)[0]
+                return _ec2_error(start_response, "400 Bad Request", NOT_FOUND_CODES[prefix],
+                                  f"The ID '{unknown}' does not exist")
+        status, headers, content = self._forward(environ, body)
+        if service == "ec2" and status.startswith("200"):
+            if action in CREATED_IDS:
+                self._remember(action, content)
+            elif action.startswith("Describe"):
+                content = self._hide_young(content)
+                headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+                headers.append(("Content-Length", str(len(content))))
+        start_response(status, headers)
+        return [content]
+
+    def _control(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") == "POST":
+            self.configure(Settings(**json.loads(self._body(environ) or b"{}")))
+        with self.lock:
+            answer = json.dumps({"settings": self.settings.as_dict(), "counts": dict(self.counts)}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))])
+        return [answer]
+
+    @staticmethod
+    def _body(environ) -> bytes:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        return body
+
+    @staticmethod
+    def _request(environ, path: str, body: bytes) -> tuple[str, str, dict[str, list[str]]]:
+        """(service, action, parameters) of a request: EC2's query protocol, or Route 53's REST one."""
+        if path.startswith("/2013-04-01/"):
+            method = environ.get("REQUEST_METHOD", "GET")
+            action = "ChangeResourceRecordSets" if path.endswith("/rrset") and method == "POST" else f"{method} {path}"
+            return "route53", action, {}
+        params = urllib.parse.parse_qs(body.decode(errors="replace")) if body else {}
+        params.update(urllib.parse.parse_qs(environ.get("QUERY_STRING", "")))
+        action = (params.get("Action") or [""])[0]
+        service = "ec2" if "Version" in params and action else "other"
+        return service, action, params
+
+    def _forward(self, environ, body: bytes):
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, list(headers)
+
+        environ["wsgi.input"] = io.BytesIO(body)
+        result = self.app(environ, capture)
+        try:
+            content = b"".join(result)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        return captured["status"], captured["headers"], content
+
+    # -- what AWS refuses -------------------------------------------------------------------
+    def _refusal(self, environ, action: str, params: dict[str, list[str]]) -> tuple[str, str] | None:
+        """(code, message) of EC2's refusal of a call moto would accept, or None."""
+        first = {key: values[0] for key, values in params.items() if values}
+        if action == "CreateSecurityGroup" and first.get("GroupName", "").startswith("sg-"):
+            return "InvalidParameterValue", "Group names may not be in the format sg-*"
+        if action == "ImportKeyPair":
+            material = base64.b64decode(first.get("PublicKeyMaterial", "") + "==").decode(errors="replace")
+            if material.startswith("ecdsa-"):
+                return "InvalidKey.Format", "Key is not in valid OpenSSH public key format"
+        if action == "RunInstances":
+            subnet = first.get("SubnetId") or first.get("NetworkInterface.1.SubnetId")
+            instance_type = first.get("InstanceType", "m1.small")
+            if subnet:
+                zone = self._ask(environ, {"Action": "DescribeSubnets", "SubnetId.1": subnet}, "availabilityZone")
+                offered = self._ask(environ, {
+                    "Action": "DescribeInstanceTypeOfferings", "LocationType": "availability-zone",
+                    "Filter.1.Name": "location", "Filter.1.Value.1": zone[0] if zone else "",
+                    "Filter.2.Name": "instance-type", "Filter.2.Value.1": instance_type}, "instanceType")
+                if zone and not offered:
+                    return ("Unsupported", f"Your requested instance type ({instance_type}) is not supported in your "
+                            f"requested Availability Zone ({zone[0]}).")
+        return None
+
+    def _ask(self, environ, params: dict[str, str], element: str) -> list[str]:
+        """The texts of ``element`` in moto's answer to an EC2 call of the layer's own."""
+        body = urllib.parse.urlencode({**params, "Version": "2016-11-15"}).encode()
+        inner = dict(environ, REQUEST_METHOD="POST", CONTENT_LENGTH=str(len(body)), QUERY_STRING="",
+                     CONTENT_TYPE="application/x-www-form-urlencoded")
+        status, _headers, content = self._forward(inner, body)
+        if not status.startswith("200"):
+            return []
+        return [e.text for e in ElementTree.fromstring(content).iter() if _local(e.tag) == element and e.text]
+
+    # -- consistency ----------------------------------------------------------------------
+    def _names_young_id(self, params: dict[str, list[str]]) -> str | None:
+        """A young ID the request names (filters aside: a filter that matches nothing new
+        just lists less, as on AWS)."""
+        now = self.clock()
+        with self.lock:
+            for key, values in params.items():
+                if key.startswith("Filter.") or key.startswith("TagSpecification."):
+                    continue
+                for value in values:
+                    if value in self.young and self.young[value] > now:
+                        return value
+        return None
+
+    def _remember(self, action: str, content: bytes) -> None:
+        if not self.settings.inconsistency_seconds:
+            return
+        wanted = CREATED_IDS[action]
+        until = self.clock() + self.settings.inconsistency_seconds
+        ids = [element.text for element in ElementTree.fromstring(content).iter()
+               if _local(element.tag) in wanted and element.text and ID_PATTERN.match(element.text)]
+        with self.lock:
+            for new in ids:
+                self.young[new] = until
+            self.counts["created"] += len(ids)
+
+    def _hide_young(self, content: bytes) -> bytes:
+        now = self.clock()
+        with self.lock:
+            young = {key for key, until in self.young.items() if until > now}
+        if not young:
+            return content
+        root = ElementTree.fromstring(content)
+        hidden = 0
+        for container in list(root.iter()):
+            id_name = LISTED_IDS.get(_local(container.tag))
+            if not id_name:
+                continue
+            for item in list(container):
+                own = next((child.text for child in item if _local(child.tag) == id_name), None)
+                if own in young:
+                    container.remove(item)
+                    hidden += 1
+        # a reservation whose instances are all hidden is not listed either
+        for reservations in [e for e in root.iter() if _local(e.tag) == "reservationSet"]:
+            for reservation in list(reservations):
+                instances = next((c for c in reservation if _local(c.tag) == "instancesSet"), None)
+                if instances is not None and len(instances) == 0:
+                    reservations.remove(reservation)
+        if not hidden:
+            return content
+        with self.lock:
+            self.counts["hidden"] += hidden
+        namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
+        if namespace:
+            ElementTree.register_namespace("", namespace)
+        return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+
+    # -- throttling -----------------------------------------------------------------------
+    def _throttle(self, service: str, action: str, start_response):
+        if service == "route53":
+            code = "PriorRequestNotComplete" if action == "ChangeResourceRecordSets" else "Throttling"
+            body = (f'<?xml version="1.0"?><ErrorResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/">'
+                    f"<Error><Type>Sender</Type><Code>{code}</Code><Message>Rate exceeded</Message></Error>"
+                    f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
+            start_response("400 Bad Request", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+            return [body]
+        return _ec2_error(start_response, "503 Service Unavailable", "RequestLimitExceeded", "Request limit exceeded.")
+
+
+def _ec2_error(start_response, status: str, code: str, message: str):
+    body = (f'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{code}</Code>'
+            f"<Message>{message}</Message></Error></Errors><RequestID>{uuid.uuid4()}</RequestID></Response>").encode()
+    start_response(status, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+    return [body]
