@@ -9,6 +9,10 @@ moto's server (``python -m livestream_lab.moto --strict ...``).
 - **Throttling.** A share of the calls (``throttle_rate``) is refused as AWS refuses them
   under load: EC2 with HTTP 503 ``RequestLimitExceeded``, Route 53 with HTTP 400
   ``Throttling`` (``PriorRequestNotComplete`` for a change to record sets).
+- **Launch tokens.** A RunInstances call with a ``ClientToken`` used before gets the first
+  call's answer again, with the instances' state now, a terminated instance included (AWS
+  keeps tokens at least 24 hours); with other parameters, ``IdempotentParameterMismatch``.
+  moto would launch again. Always on.
 - **What AWS refuses and moto accepts**, refused always (strict mode on or off): an
   instance launched with a type its subnet's zone does not offer (``Unsupported``), an
   ECDSA key imported (EC2 takes RSA and ED25519), a security group named like an ID
@@ -113,13 +117,19 @@ class StrictAPI:
             self.settings = settings
             self.random = random.Random(settings.seed)
             self.young: dict[str, float] = {}  # ID -> until when it stays unknown
-            self.counts = {"requests": 0, "throttled": 0, "not_found": 0, "hidden": 0, "created": 0, "refused": 0}
+            # ClientToken -> (parameters, first answer): kept as long as the account (AWS: 24 h at least)
+            self.launches: dict[str, tuple[str, bytes]] = getattr(self, "launches", {})
+            self.counts = {"requests": 0, "throttled": 0, "not_found": 0, "hidden": 0, "created": 0, "refused": 0,
+                           "token_reused": 0}
 
     # -- WSGI ---------------------------------------------------------------------------
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path == CONTROL_PATH:
             return self._control(environ, start_response)
+        if path == "/moto-api/reset":
+            with self.lock:
+                self.launches.clear()  # a new account
         if path.startswith("/moto-api") or f"Credential={LAB_ACCESS_KEY_ID}/" in environ.get("HTTP_AUTHORIZATION", ""):
             return self.app(environ, start_response)
         body = self._body(environ)
@@ -132,6 +142,11 @@ class StrictAPI:
         if throttled:
             return self._throttle(service, action, start_response)
         if service == "ec2":
+            if action == "RunInstances" and params.get("ClientToken"):
+                answer = self._launched_before(environ, params)
+                if answer is not None:
+                    start_response(*answer[:2])
+                    return [answer[2]]
             refusal = self._refusal(environ, action, params)
             if refusal:
                 with self.lock:
@@ -146,6 +161,9 @@ class StrictAPI:
                                   f"The ID '{unknown}' does not exist")
         status, headers, content = self._forward(environ, body)
         if service == "ec2" and status.startswith("200"):
+            if action == "RunInstances" and params.get("ClientToken"):
+                with self.lock:
+                    self.launches[params["ClientToken"][0]] = (self._launch_parameters(params), content)
             if action in CREATED_IDS:
                 self._remember(action, content)
             elif action.startswith("Describe"):
@@ -222,15 +240,59 @@ class StrictAPI:
                             f"requested Availability Zone ({zone[0]}).")
         return None
 
-    def _ask(self, environ, params: dict[str, str], element: str) -> list[str]:
-        """The texts of ``element`` in moto's answer to an EC2 call of the layer's own."""
+    @staticmethod
+    def _launch_parameters(params: dict[str, list[str]]) -> str:
+        return json.dumps({key: values for key, values in sorted(params.items()) if key != "ClientToken"})
+
+    def _launched_before(self, environ, params: dict[str, list[str]]):
+        """(status, headers, body) of a repeated launch token, or None for a new one."""
+        token = params["ClientToken"][0]
+        with self.lock:
+            known = self.launches.get(token)
+        if known is None:
+            return None
+        with self.lock:
+            self.counts["token_reused"] += 1
+        first_parameters, first_answer = known
+        if first_parameters != self._launch_parameters(params):
+            body = (f'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>IdempotentParameterMismatch'
+                    f"</Code><Message>Arguments on this idempotent request are inconsistent with arguments used in "
+                    f"previous request(s).</Message></Error></Errors><RequestID>{uuid.uuid4()}</RequestID></Response>").encode()
+            return "400 Bad Request", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body
+        root = ElementTree.fromstring(first_answer)
+        for item in [e for e in root.iter() if _local(e.tag) == "item"]:
+            instance_id = next((c.text for c in item if _local(c.tag) == "instanceId"), None)
+            state = next((c for c in item if _local(c.tag) == "instanceState"), None)
+            if instance_id and state is not None:
+                described = self._ask(environ, {"Action": "DescribeInstances", "InstanceId.1": instance_id}, None)
+                now = [n.text for e in described.iter() if _local(e.tag) == "instanceState"
+                       for n in e if _local(n.tag) == "name"] if described is not None else []
+                code = {"pending": "0", "running": "16", "shutting-down": "32", "terminated": "48", "stopping": "64",
+                        "stopped": "80"}
+                for child in state:
+                    if _local(child.tag) == "name" and now:
+                        child.text = now[0]
+                    elif _local(child.tag) == "code" and now:
+                        child.text = code.get(now[0], child.text)
+        namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
+        if namespace:
+            ElementTree.register_namespace("", namespace)
+        body = ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+        return "200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body
+
+    def _ask(self, environ, params: dict[str, str], element: str | None):
+        """The texts of ``element`` in moto's answer to an EC2 call of the layer's own (with
+        ``element`` None: the answer's XML root, None on an error)."""
         body = urllib.parse.urlencode({**params, "Version": "2016-11-15"}).encode()
         inner = dict(environ, REQUEST_METHOD="POST", CONTENT_LENGTH=str(len(body)), QUERY_STRING="",
                      CONTENT_TYPE="application/x-www-form-urlencoded")
         status, _headers, content = self._forward(inner, body)
         if not status.startswith("200"):
-            return []
-        return [e.text for e in ElementTree.fromstring(content).iter() if _local(e.tag) == element and e.text]
+            return None if element is None else []
+        root = ElementTree.fromstring(content)
+        if element is None:
+            return root
+        return [e.text for e in root.iter() if _local(e.tag) == element and e.text]
 
     # -- consistency ----------------------------------------------------------------------
     def _names_young_id(self, params: dict[str, list[str]]) -> str | None:

@@ -39,12 +39,19 @@ def key_body(key):
     return " ".join(str(key or "").split()[:2])
 
 
-def client_token(name, role, launch):
+def client_token(name, role, launch, replaces=None):
     """Same stack, role and launch settings: same token, so AWS launches at most one
     instance for a request that is retried after an interruption. A stack rebuilt on new
-    subnets gets new tokens (AWS remembers old ones after termination)."""
-    digest = hashlib.sha256(repr(sorted(launch.items())).encode()).hexdigest()[:16]
+    subnets gets new tokens. AWS answers a token with its first launch for at least a day,
+    a terminated instance included: the launch that replaces the instance ``replaces``
+    gets a token of its own (derived from it, so that it too is launched at most once)."""
+    digest = hashlib.sha256(repr((sorted(launch.items()), replaces)).encode()).hexdigest()[:16]
     return f"{name}-{role}-{digest}"
+
+
+# a token whose instance is gone: launch anew (a bound, in case AWS keeps answering so)
+GONE_STATES = ("shutting-down", "terminated")
+RELAUNCHES = 10
 
 
 def instance_facts(instance):
@@ -130,13 +137,31 @@ class Instances:
             key=self.key_name, volume=self.params["root_volume_size"],
         )
         tags = stack_tags(self.name, role=role, resource_name=what, extra={AMI_FAMILY_TAG: self.params["ami_family"]})
-        instance = self.ec2.run_instances(
+        replaces = None
+        for _attempt in range(RELAUNCHES):
+            instance = self._run(role, instance_type, subnet_id, group_id, tags, client_token(self.name, role, launch, replaces))
+            if instance.get("State", {}).get("Name") not in GONE_STATES:
+                break
+            replaces = instance["InstanceId"]  # the token's first launch, terminated since
+        else:
+            self.module.fail_json(msg=f"AWS answered {RELAUNCHES} launches of {what} with terminated instances")
+        if not place["source_dest_check"]:
+            # a NAT instance forwards packets that are neither from nor to itself
+            self.ec2.modify_instance_attribute(
+                InstanceId=instance["InstanceId"], SourceDestCheck={"Value": False}, aws_retry=True
+            )
+        return instance
+
+    def _run(self, role, instance_type, subnet_id, group_id, tags, token):
+        place = PLACEMENT[role]
+        what = resource_name(self.name, role)
+        return self.ec2.run_instances(
             ImageId=self.params["image_id"],
             InstanceType=instance_type,
             KeyName=self.key_name,
             MinCount=1,
             MaxCount=1,
-            ClientToken=client_token(self.name, role, launch),
+            ClientToken=token,
             NetworkInterfaces=[{
                 "DeviceIndex": 0,
                 "SubnetId": subnet_id,
@@ -158,12 +183,6 @@ class Instances:
             + tag_specifications("volume", stack_tags(self.name, resource_name=f"{what}-root")),
             aws_retry=True,
         )["Instances"][0]
-        if not place["source_dest_check"]:
-            # a NAT instance forwards packets that are neither from nor to itself
-            self.ec2.modify_instance_attribute(
-                InstanceId=instance["InstanceId"], SourceDestCheck={"Value": False}, aws_retry=True
-            )
-        return instance
 
     def put_right(self, role, instance):
         """Bring an existing instance back to what the stack needs; True if it must be waited for."""

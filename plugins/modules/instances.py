@@ -19,7 +19,9 @@ description:
     C(AmiFamily=<family>) by the call that creates it.
   - Instances are found by their C(Stack) and C(Role) tags, all with one call, and created
     with a client token derived from the stack, the role and the launch settings, so neither
-    a second run nor a run after an interrupted one makes a second instance of a role.
+    a second run nor a run after an interrupted one makes a second instance of a role. AWS
+    answers a token used before with its first launch, a terminated instance included; an
+    instance terminated since is replaced by a launch with a token derived from it.
   - An existing instance is kept as it is, except that a stopped one is started, and the
     bastion's source/destination check and the IMDSv2 requirement are put right. To move
     an instance to another image or type, terminate it and run again.

@@ -1,6 +1,6 @@
-"""Provisioning, its re-run, the inventory and teardown against the lab's API in strict
-mode (livestream_lab.strict): a new resource unknown to other calls for 1.5 s after its
-create call returns, and 15% of the calls throttled, as AWS may do both."""
+"""Provisioning, its re-run, a replaced instance, the inventory and teardown against the
+lab's API in strict mode (livestream_lab.strict): a new resource unknown to other calls for
+1.5 s after its create call returns, and 15% of the calls throttled, as AWS may do both."""
 
 from __future__ import annotations
 
@@ -22,7 +22,14 @@ def strict_api(aws):
     print("strict mode:", aws.strict_counts())
 
 
-def test_provision_rerun_inventory_and_teardown_hold_under_strict_mode(ec2, strict_api, ansible, tmp_path):
+def _backends(ec2, live_only=True):
+    states = [{"Name": "instance-state-name", "Values": ["pending", "running"]}] if live_only else []
+    return [i["InstanceId"] for r in ec2.describe_instances(Filters=[
+        {"Name": "tag:Stack", "Values": ["live"]}, {"Name": "tag:Role", "Values": ["backend"]}, *states])["Reservations"]
+        for i in r["Instances"]]
+
+
+def test_provision_rerun_replacement_inventory_and_teardown_hold_under_strict_mode(ec2, strict_api, ansible, tmp_path):
     stack = stack_vars(tmp_path)
 
     created = ansible.playbook(PROVISION, extra_vars=stack)
@@ -37,6 +44,17 @@ def test_provision_rerun_inventory_and_teardown_hold_under_strict_mode(ec2, stri
     assert again.returncode == 0, again.stdout[-3000:]
     assert again.changed() == 0
     assert census(ec2, "live") == before
+
+    # AWS answers a reused launch token with the first launch for a day at least, a terminated
+    # instance included: re-provisioning launches a new instance instead of waiting on it
+    (gone,) = _backends(ec2)
+    ec2.terminate_instances(InstanceIds=[gone])
+    reused_before = strict_api.strict_counts()["token_reused"]
+    replaced = ansible.playbook(PROVISION, extra_vars=stack)
+    assert replaced.returncode == 0, replaced.stdout[-3000:]
+    assert strict_api.strict_counts()["token_reused"] > reused_before, "the first launch's token was asked again"
+    assert counts(ec2, "live") == COMPLETE
+    assert len(_backends(ec2)) == 1 and _backends(ec2) != [gone]
 
     config = tmp_path / "strict.livestream.yml"
     config.write_text(json.dumps({"plugin": "livestream.aws.stack", "stack_name": "live"}))
