@@ -2,7 +2,7 @@
 tables the API holds, an internet gateway namespace, and the root namespace as the internet.
 
     root ns ("the internet": controller, apt proxy, ACME), 100.64.x.y/29
-       | routes the lab's public block (198.18.x.0/24) to the gateway, nothing else
+       | routes each public address of the stack (198.18.x.y) to the gateway, nothing else
     gateway netns (the internet gateway): 1:1 NAT between each public address and its
        | instance's private address; only public addresses enter, only instances that
        | have one leave
@@ -146,7 +146,7 @@ def _program_gateway(lab: LabConfig, stack: Stack) -> None:
     directions and for hairpin traffic; nothing else crosses it. Rewritten whole on every
     run, so that it follows the API's addresses (an Elastic IP moved, an instance gone)."""
     ns = lab.gateway_netns
-    internet_leg, vpc_leg = lab.transit_links[1], lab.gateway_links[0]
+    vpc_leg = lab.gateway_links[0]
     run("ip", "-4", "route", "replace", str(stack.vpc_cidr), "via", str(lab.router_gateway_address), "dev", vpc_leg,
         netns=ns)
     translated = stack.public_to_private()

@@ -145,8 +145,7 @@ class StrictAPI:
             if action == "RunInstances" and params.get("ClientToken"):
                 answer = self._launched_before(environ, params)
                 if answer is not None:
-                    start_response(*answer[:2])
-                    return [answer[2]]
+                    return _respond(start_response, answer)
             refusal = self._refusal(environ, action, params)
             if refusal:
                 with self.lock:
@@ -255,10 +254,9 @@ class StrictAPI:
             self.counts["token_reused"] += 1
         first_parameters, first_answer = known
         if first_parameters != self._launch_parameters(params):
-            body = (f'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>IdempotentParameterMismatch'
-                    f"</Code><Message>Arguments on this idempotent request are inconsistent with arguments used in "
-                    f"previous request(s).</Message></Error></Errors><RequestID>{uuid.uuid4()}</RequestID></Response>").encode()
-            return "400 Bad Request", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body
+            return _xml_answer("400 Bad Request", _ec2_error_body(
+                "IdempotentParameterMismatch",
+                "Arguments on this idempotent request are inconsistent with arguments used in previous request(s)."))
         root = ElementTree.fromstring(first_answer)
         for item in [e for e in root.iter() if _local(e.tag) == "item"]:
             instance_id = next((c.text for c in item if _local(c.tag) == "instanceId"), None)
@@ -274,11 +272,7 @@ class StrictAPI:
                         child.text = now[0]
                     elif _local(child.tag) == "code" and now:
                         child.text = code.get(now[0], child.text)
-        namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
-        if namespace:
-            ElementTree.register_namespace("", namespace)
-        body = ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
-        return "200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body
+        return _xml_answer("200 OK", _serialize(root))
 
     def _ask(self, environ, params: dict[str, str], element: str | None):
         """The texts of ``element`` in moto's answer to an EC2 call of the layer's own (with
@@ -347,10 +341,7 @@ class StrictAPI:
             return content
         with self.lock:
             self.counts["hidden"] += hidden
-        namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
-        if namespace:
-            ElementTree.register_namespace("", namespace)
-        return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+        return _serialize(root)
 
     # -- throttling -----------------------------------------------------------------------
     def _throttle(self, service: str, action: str, start_response):
@@ -359,13 +350,33 @@ class StrictAPI:
             body = (f'<?xml version="1.0"?><ErrorResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/">'
                     f"<Error><Type>Sender</Type><Code>{code}</Code><Message>Rate exceeded</Message></Error>"
                     f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
-            start_response("400 Bad Request", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
-            return [body]
+            return _respond(start_response, _xml_answer("400 Bad Request", body))
         return _ec2_error(start_response, "503 Service Unavailable", "RequestLimitExceeded", "Request limit exceeded.")
 
 
-def _ec2_error(start_response, status: str, code: str, message: str):
-    body = (f'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{code}</Code>'
+def _ec2_error_body(code: str, message: str) -> bytes:
+    return (f'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{code}</Code>'
             f"<Message>{message}</Message></Error></Errors><RequestID>{uuid.uuid4()}</RequestID></Response>").encode()
-    start_response(status, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+
+
+def _serialize(root) -> bytes:
+    """An answer parsed and changed, as XML again, in its own default namespace."""
+    namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
+    if namespace:
+        ElementTree.register_namespace("", namespace)
+    return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def _xml_answer(status: str, body: bytes):
+    """(status, headers, body) of an XML answer the layer gives itself."""
+    return status, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body
+
+
+def _respond(start_response, answer):
+    status, headers, body = answer
+    start_response(status, headers)
     return [body]
+
+
+def _ec2_error(start_response, status: str, code: str, message: str):
+    return _respond(start_response, _xml_answer(status, _ec2_error_body(code, message)))

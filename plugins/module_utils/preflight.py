@@ -96,8 +96,7 @@ def placement(module, ec2, architecture):
         if wanted not in zones:
             errors.append(f"availability zone {wanted!r} (availability_zone, livestream_availability_zone) is not in "
                           f"region {region}: its zones are {', '.join(zones)}")
-    if errors:
-        fail_on_errors(module, errors)
+    fail_on_errors(module, errors)
     if wanted:
         fail_on_errors(module, [
             f"availability zone {wanted!r} (livestream_availability_zone) does not offer the instance type "

@@ -125,3 +125,21 @@ def test_the_api_refuses_what_aws_refuses_and_moto_accepts(aws):
     assert refused.value.response["Error"]["Code"] == "InvalidKey.Format"
     ec2.import_key_pair(KeyName="ed25519", PublicKeyMaterial=ed25519)
     assert aws.strict_counts()["refused"] == 3
+
+
+def test_a_launch_token_is_answered_with_its_first_launch(aws):
+    ec2 = _client(aws, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.7.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    image = ec2.describe_images(Owners=["136693071363"])["Images"][0]["ImageId"]
+    launch = {"ImageId": image, "MinCount": 1, "MaxCount": 1, "InstanceType": "t3.micro", "SubnetId": subnet,
+              "ClientToken": "once"}
+    first = ec2.run_instances(**launch)["Instances"][0]["InstanceId"]
+    assert ec2.run_instances(**launch)["Instances"][0]["InstanceId"] == first
+    ec2.terminate_instances(InstanceIds=[first])
+    again = ec2.run_instances(**launch)["Instances"][0]
+    assert (again["InstanceId"], again["State"]["Name"]) == (first, "terminated")
+    with pytest.raises(ClientError) as refused:
+        ec2.run_instances(**{**launch, "InstanceType": "t3.small"})
+    assert refused.value.response["Error"]["Code"] == "IdempotentParameterMismatch"
+    assert len([i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]) == 1
