@@ -40,13 +40,13 @@ def aws(moto_server, monkeypatch):
     return moto_server
 
 
-def observer(aws, service):
+def observer(aws, service, region=None):
     """A client that reads (and sets up) the account as it is: the lab's own seat, which
     strict mode never refuses, so that what a test checks is not itself throttled."""
     import boto3
 
     return boto3.client(service, endpoint_url=aws.url, aws_access_key_id=strict.LAB_ACCESS_KEY_ID,
-                        aws_secret_access_key="testing")
+                        aws_secret_access_key="testing", region_name=region)
 
 
 @pytest.fixture

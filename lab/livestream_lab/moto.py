@@ -112,7 +112,9 @@ class MotoServer:
                 delay = min(delay * 2, 0.5)
 
     def api(self, method: str, path: str, body: bytes | None = None) -> bytes:
-        request = urllib.request.Request(self.url + path, data=body, method=method)
+        # not a form: moto reads some bodies as raw data, which a form's content type empties
+        request = urllib.request.Request(self.url + path, data=body, method=method,
+                                         headers={"Content-Type": "application/octet-stream"})
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.read()
 
@@ -129,6 +131,12 @@ class MotoServer:
     def strict_counts(self, settings: bytes | None = None) -> dict:
         """What strict mode did since it was last set: requests, throttled, not_found, hidden, created."""
         return json.loads(self.api("POST" if settings else "GET", strict.CONTROL_PATH, settings))["counts"]
+
+    def enforce_iam(self, enforce: bool = True) -> None:
+        """Turn moto's IAM enforcement on (every call after this one must be signed by an IAM
+        user's key and allowed by its policies; moto evaluates actions only, not resources or
+        conditions) or off again."""
+        self.api("POST", "/moto-api/reset-auth", b"0" if enforce else b"inf")
 
     # moto's request recorder counts the API calls a playbook makes.
     def start_recording(self) -> None:
@@ -173,6 +181,43 @@ def lab_addresses(block: ipaddress.IPv4Network):
     return lambda: str(next(hosts))
 
 
+def sign_bodiless_requests_as_sent() -> None:
+    """moto's IAM enforcement re-signs a request to check its signature, and signs a GET's query
+    parameters as if they were its body: every Route 53 GET with a query (ListHostedZonesByName,
+    ListResourceRecordSets) is then refused as SignatureDoesNotMatch. Sign what was sent."""
+    # pylint: disable-next=import-outside-toplevel
+    from moto.iam.access_control import IAMRequestBase
+
+    build = IAMRequestBase._create_aws_request  # pylint: disable=protected-access
+
+    def as_sent(self):
+        request = build(self)
+        if request.method in ("GET", "HEAD", "DELETE"):
+            request.data = b""
+        return request
+
+    IAMRequestBase._create_aws_request = as_sent  # pylint: disable=protected-access
+
+
+def tag_launched_interfaces() -> None:
+    """RunInstances applies a TagSpecification for ``network-interface`` to the interfaces it
+    creates; moto applies only ``instance`` and ``volume``. Apply it, as EC2 does."""
+    # pylint: disable-next=import-outside-toplevel
+    from moto.ec2.models.instances import InstanceBackend
+
+    run = InstanceBackend.run_instances
+
+    def run_instances(self, *args, **kwargs):
+        interface_tags = kwargs.get("tags", {}).get("network-interface", {})
+        reservation = run(self, *args, **kwargs)
+        for instance in reservation.instances:
+            for interface in instance.nics.values():
+                interface.add_tags(interface_tags)
+        return reservation
+
+    InstanceBackend.run_instances = run_instances
+
+
 def serve(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m livestream_lab.moto")
     parser.add_argument("--public-block", required=True, type=ipaddress.IPv4Network)
@@ -193,6 +238,8 @@ def serve(argv: list[str] | None = None) -> None:
             raise SystemExit(f"moto {metadata.version('moto')}: {module_name}.{name} is gone; the lab cannot give "
                              f"out addresses from {args.public_block}")
         setattr(module, name, generate)
+    sign_bodiless_requests_as_sent()
+    tag_launched_interfaces()
     os.environ.setdefault("MOTO_PORT", str(args.port))
     app = DomainDispatcherApplication(create_backend_app)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

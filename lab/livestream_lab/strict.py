@@ -16,7 +16,9 @@ moto's server (``python -m livestream_lab.moto --strict ...``).
 - **What AWS refuses and moto accepts**, refused always (strict mode on or off): an
   instance launched with a type its subnet's zone does not offer (``Unsupported``), an
   ECDSA key imported (EC2 takes RSA and ED25519), a security group named like an ID
-  (``sg-...``).
+  (``sg-...``), and with ``DependencyViolation`` the deletion of what something still uses:
+  a security group an interface is in or another group's rule references, a subnet that
+  holds interfaces, a VPC with subnets, an attached internet gateway or security groups.
 
 Which calls are refused comes from a seeded random generator, so a failing run can be
 run again the same way. The lab's own view of the API (what it realises as machines and
@@ -219,24 +221,24 @@ class StrictAPI:
     def _refusal(self, environ, action: str, params: dict[str, list[str]]) -> tuple[str, str] | None:
         """(code, message) of EC2's refusal of a call moto would accept, or None."""
         first = {key: values[0] for key, values in params.items() if values}
+        ec2 = _ec2_backend(environ)
         if action == "CreateSecurityGroup" and first.get("GroupName", "").startswith("sg-"):
             return "InvalidParameterValue", "Group names may not be in the format sg-*"
         if action == "ImportKeyPair":
             material = base64.b64decode(first.get("PublicKeyMaterial", "") + "==").decode(errors="replace")
             if material.startswith("ecdsa-"):
                 return "InvalidKey.Format", "Key is not in valid OpenSSH public key format"
+        dependency = _dependency(ec2, action, first)
+        if dependency:
+            return "DependencyViolation", dependency
         if action == "RunInstances":
-            subnet = first.get("SubnetId") or first.get("NetworkInterface.1.SubnetId")
+            subnet_id = first.get("SubnetId") or first.get("NetworkInterface.1.SubnetId")
             instance_type = first.get("InstanceType", "m1.small")
-            if subnet:
-                zone = self._ask(environ, {"Action": "DescribeSubnets", "SubnetId.1": subnet}, "availabilityZone")
-                offered = self._ask(environ, {
-                    "Action": "DescribeInstanceTypeOfferings", "LocationType": "availability-zone",
-                    "Filter.1.Name": "location", "Filter.1.Value.1": zone[0] if zone else "",
-                    "Filter.2.Name": "instance-type", "Filter.2.Value.1": instance_type}, "instanceType")
-                if zone and not offered:
-                    return ("Unsupported", f"Your requested instance type ({instance_type}) is not supported in your "
-                            f"requested Availability Zone ({zone[0]}).")
+            subnet = next(iter(ec2.describe_subnets(filters={"subnet-id": [subnet_id]})), None) if subnet_id else None
+            if subnet and not ec2.describe_instance_type_offerings("availability-zone", {
+                    "location": [subnet.availability_zone], "instance-type": [instance_type]}):
+                return ("Unsupported", f"Your requested instance type ({instance_type}) is not supported in your "
+                        f"requested Availability Zone ({subnet.availability_zone}).")
         return None
 
     @staticmethod
@@ -258,35 +260,20 @@ class StrictAPI:
                 "IdempotentParameterMismatch",
                 "Arguments on this idempotent request are inconsistent with arguments used in previous request(s)."))
         root = ElementTree.fromstring(first_answer)
+        instances = {instance.id: instance for instance in _ec2_backend(environ).all_instances()}
+        code = {"pending": "0", "running": "16", "shutting-down": "32", "terminated": "48", "stopping": "64",
+                "stopped": "80"}
         for item in [e for e in root.iter() if _local(e.tag) == "item"]:
             instance_id = next((c.text for c in item if _local(c.tag) == "instanceId"), None)
             state = next((c for c in item if _local(c.tag) == "instanceState"), None)
-            if instance_id and state is not None:
-                described = self._ask(environ, {"Action": "DescribeInstances", "InstanceId.1": instance_id}, None)
-                now = [n.text for e in described.iter() if _local(e.tag) == "instanceState"
-                       for n in e if _local(n.tag) == "name"] if described is not None else []
-                code = {"pending": "0", "running": "16", "shutting-down": "32", "terminated": "48", "stopping": "64",
-                        "stopped": "80"}
+            if instance_id in instances and state is not None:
+                now = instances[instance_id].state
                 for child in state:
-                    if _local(child.tag) == "name" and now:
-                        child.text = now[0]
-                    elif _local(child.tag) == "code" and now:
-                        child.text = code.get(now[0], child.text)
+                    if _local(child.tag) == "name":
+                        child.text = now
+                    elif _local(child.tag) == "code":
+                        child.text = code.get(now, child.text)
         return _xml_answer("200 OK", _serialize(root))
-
-    def _ask(self, environ, params: dict[str, str], element: str | None):
-        """The texts of ``element`` in moto's answer to an EC2 call of the layer's own (with
-        ``element`` None: the answer's XML root, None on an error)."""
-        body = urllib.parse.urlencode({**params, "Version": "2016-11-15"}).encode()
-        inner = dict(environ, REQUEST_METHOD="POST", CONTENT_LENGTH=str(len(body)), QUERY_STRING="",
-                     CONTENT_TYPE="application/x-www-form-urlencoded")
-        status, _headers, content = self._forward(inner, body)
-        if not status.startswith("200"):
-            return None if element is None else []
-        root = ElementTree.fromstring(content)
-        if element is None:
-            return root
-        return [e.text for e in root.iter() if _local(e.tag) == element and e.text]
 
     # -- consistency ----------------------------------------------------------------------
     def _names_young_id(self, params: dict[str, list[str]]) -> str | None:
@@ -380,3 +367,37 @@ def _respond(start_response, answer):
 
 def _ec2_error(start_response, status: str, code: str, message: str):
     return _respond(start_response, _xml_answer(status, _ec2_error_body(code, message)))
+
+
+def _ec2_backend(environ):
+    """moto's EC2 backend of the caller's account and region: the layer reads it directly, so
+    that its own look-ups are neither refused (IAM), recorded nor counted as calls."""
+    # pylint: disable-next=import-outside-toplevel
+    from moto.ec2.models import ec2_backends
+    from moto.iam.models import get_account_id_from  # pylint: disable=import-outside-toplevel
+
+    scope = re.search(r"Credential=([^/,]+)/[^/]+/([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+    access_key, region = scope.groups() if scope else ("", "us-east-1")
+    return ec2_backends[get_account_id_from(access_key)][region]
+
+
+def _dependency(ec2, action: str, first: dict[str, str]) -> str | None:
+    """EC2's DependencyViolation message for deleting what something still uses, or None:
+    a group an interface is in or another group's rule names, a subnet with interfaces, a
+    VPC with subnets, an attached internet gateway or security groups of its own. moto
+    deletes the group and the subnet, and the VPC with its gateway attached."""
+    if action == "DeleteSecurityGroup" and first.get("GroupId"):
+        group = first["GroupId"]
+        referencing = {g.id for g in ec2.describe_security_groups(filters={"ip-permission.group-id": [group]})}
+        if ec2.get_all_network_interfaces(filters={"group-id": [group]}) or referencing - {group}:
+            return f"resource {group} has a dependent object"
+    if action == "DeleteSubnet" and first.get("SubnetId"):
+        if ec2.get_all_network_interfaces(filters={"subnet-id": [first["SubnetId"]]}):
+            return f"The subnet '{first['SubnetId']}' has dependencies and cannot be deleted."
+    if action == "DeleteVpc" and first.get("VpcId"):
+        vpc = first["VpcId"]
+        if (ec2.describe_subnets(filters={"vpc-id": [vpc]})
+                or ec2.describe_internet_gateways(filters={"attachment.vpc-id": [vpc]})
+                or [g for g in ec2.describe_security_groups(filters={"vpc-id": [vpc]}) if g.name != "default"]):
+            return f"The vpc '{vpc}' has dependencies and cannot be deleted."
+    return None

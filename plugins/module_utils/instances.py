@@ -179,8 +179,11 @@ class Instances:
                     "DeleteOnTermination": True,
                 },
             }],
+            # every resource the launch makes carries the stack's tag: a deployer's policy
+            # can then scope every later call to resources tagged Stack (docs/iam)
             TagSpecifications=tag_specifications("instance", tags)
-            + tag_specifications("volume", stack_tags(self.name, resource_name=f"{what}-root")),
+            + tag_specifications("volume", stack_tags(self.name, resource_name=f"{what}-root"))
+            + tag_specifications("network-interface", stack_tags(self.name, resource_name=f"{what}-eth0")),
             aws_retry=True,
         )["Instances"][0]
 

@@ -217,10 +217,15 @@ def wait_for(client, waiter_name, delay=5, max_attempts=120, **params):
     waiter(client, waiter_name, delay, max_attempts).wait(**params)
 
 
+NO_REGION = "no region: set region (livestream_region), AWS_REGION, AWS_DEFAULT_REGION or the profile's region"
+
+
 def client(module, service, **retry):
     """A client for ``service`` whose calls made with ``aws_retry=True`` back off and retry
     on throttling and on an ID that is not known yet (``retry`` goes to
     AWSRetry.jittered_backoff, e.g. catch_extra_error_codes)."""
+    if not module.region:
+        module.fail_json(msg=NO_REGION)
     codes = EVENTUALLY_CONSISTENT + THROTTLED + list(retry.pop("catch_extra_error_codes", []))
     return module.client(service, retry_decorator=AWSRetry.jittered_backoff(
         retries=10, delay=1, max_delay=15, catch_extra_error_codes=codes, **retry))
@@ -234,6 +239,20 @@ class Changes:
         self.actions = []
         self.before = {}
         self.after = {}
+        # a failure half-way says what this run made before it (fail_json_aws ends here too)
+        fail = module.fail_json
+
+        def fail_json(**result):
+            if self.actions and not module.check_mode:
+                result["msg"] = (
+                    f"{result.get('msg', '')}. Before it stopped this run began: {'; '.join(self.actions)} "
+                    "(the last may not have happened); what it made is still there. Fix the cause and run "
+                    "it again (it carries on from what exists), or run teardown to remove the stack."
+                )
+                result.setdefault("actions", self.actions)
+            fail(**result)
+
+        module.fail_json = fail_json
 
     def record(self, action, what=None, before=None, after=None):
         """Note one change; ``what`` with ``before``/``after`` feeds the diff (--diff)."""

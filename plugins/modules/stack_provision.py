@@ -59,6 +59,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+region:
+  description:
+    - The region the stack is in, as resolved from O(region), C(AWS_REGION), C(AWS_DEFAULT_REGION) or the
+      profile's own region (the order the inventory plugin follows too).
+  returned: success
+  type: str
+  sample: eu-west-1
 image:
   description: The AMI the instances boot (see M(livestream.aws.stack_validate)).
   returned: success
@@ -181,6 +188,7 @@ def main():
     ensure_record_tags(module, ec2, changes, name, public_ip, domain, zone_name, address)
 
     changes.exit_json(
+        region=module.region,
         image=image,
         security_groups=groups,
         key_name=key_name,

@@ -3,6 +3,13 @@ census of a stack read straight from the API with boto3 (not through our modules
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+
 from conftest import observer
 from playbook import ROOT
 
@@ -90,3 +97,44 @@ def a_records(r53, domain):
             if record["Name"].rstrip(".") == domain and record["Type"] == "A":
                 found[zone["Name"].rstrip(".")] = [r["Value"] for r in record["ResourceRecords"]]
     return found
+
+
+def plain(data):
+    """ansible-inventory marks values that came from outside as unsafe: unwrap them."""
+    if isinstance(data, dict):
+        if set(data) == {"__ansible_unsafe"}:
+            return data["__ansible_unsafe"]
+        return {key: plain(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [plain(value) for value in data]
+    return data
+
+
+class Inventory:
+    """ansible-inventory on a livestream.yml config file written to a scratch directory."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        # only this plugin, and a failure is an error: no fallback to other parsers hiding it
+        self.env = {**os.environ, "ANSIBLE_INVENTORY_ENABLED": "livestream.aws.stack",
+                    "ANSIBLE_INVENTORY_UNPARSED_FAILED": "true"}
+
+    def write(self, config: dict, name: str = "test.livestream.yml") -> Path:
+        path = self.workdir / name
+        path.write_text(yaml.safe_dump({"plugin": "livestream.aws.stack", **config}, sort_keys=False))
+        return path
+
+    def run(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["ansible-inventory", *args], cwd=self.workdir, env={**self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    def list(self, config: dict | Path, *args: str, env: dict | None = None) -> dict:
+        path = config if isinstance(config, Path) else self.write(config)
+        proc = self.run("-i", str(path), "--list", *args, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return plain(json.loads(proc.stdout))
+
+    def error(self, config: dict, env: dict | None = None) -> str:
+        proc = self.run("-i", str(self.write(config)), "--list", env=env)
+        assert proc.returncode != 0, proc.stdout
+        return " ".join(proc.stderr.split())

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from playbook import ROOT
+from provisioning import Inventory, plain
 
 DEBIAN_AMI = "ami-0deb12a0000000002"
 UBUNTU_AMI = "ami-0ub2404a000000001"
@@ -48,47 +48,6 @@ def build_stack(ec2, stack, images=None, cidr="10.0", roles=("bastion", "fronten
         ec2.associate_address(AllocationId=address["AllocationId"], InstanceId=instances["frontend"]["InstanceId"])
         instances["frontend"]["ElasticIp"] = address["PublicIp"]
     return instances
-
-
-def _plain(data):
-    """ansible-inventory marks values that came from outside as unsafe: unwrap them."""
-    if isinstance(data, dict):
-        if set(data) == {"__ansible_unsafe"}:
-            return data["__ansible_unsafe"]
-        return {key: _plain(value) for key, value in data.items()}
-    if isinstance(data, list):
-        return [_plain(value) for value in data]
-    return data
-
-
-class Inventory:
-    """ansible-inventory on a livestream.yml config file written to a scratch directory."""
-
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        # only this plugin, and a failure is an error: no fallback to other parsers hiding it
-        self.env = {**os.environ, "ANSIBLE_INVENTORY_ENABLED": "livestream.aws.stack",
-                    "ANSIBLE_INVENTORY_UNPARSED_FAILED": "true"}
-
-    def write(self, config: dict, name: str = "test.livestream.yml") -> Path:
-        path = self.workdir / name
-        path.write_text(yaml.safe_dump({"plugin": "livestream.aws.stack", **config}, sort_keys=False))
-        return path
-
-    def run(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(["ansible-inventory", *args], cwd=self.workdir, env={**self.env, **(env or {})},
-                              capture_output=True, text=True, timeout=120, check=False)
-
-    def list(self, config: dict | Path, *args: str, env: dict | None = None) -> dict:
-        path = config if isinstance(config, Path) else self.write(config)
-        proc = self.run("-i", str(path), "--list", *args, env=env)
-        assert proc.returncode == 0, proc.stderr
-        return _plain(json.loads(proc.stdout))
-
-    def error(self, config: dict, env: dict | None = None) -> str:
-        proc = self.run("-i", str(self.write(config)), "--list", env=env)
-        assert proc.returncode != 0, proc.stdout
-        return " ".join(proc.stderr.split())
 
 
 @pytest.fixture
@@ -285,7 +244,7 @@ def test_hosts_are_found_in_every_configured_region(aws, ec2, inventory):
     east_only = inventory.list({"stack_name": "live"})
     config = inventory.write({"stack_name": "live", "regions": ["us-east-1", "{{ 'us-west-' ~ 2 }}"]})
     proc = inventory.run("-i", str(config), "--list")
-    both = _plain(json.loads(proc.stdout))
+    both = plain(json.loads(proc.stdout))
 
     assert sorted(east_only["_meta"]["hostvars"]) == ["live-bastion"]
     assert "DEPRECATION" not in proc.stderr, proc.stderr

@@ -127,6 +127,43 @@ def test_the_api_refuses_what_aws_refuses_and_moto_accepts(aws):
     assert aws.strict_counts()["refused"] == 3
 
 
+def test_the_api_refuses_to_delete_what_something_still_uses(aws):
+    ec2 = _client(aws, "ec2")
+
+    def refused(call, **params):
+        with pytest.raises(ClientError) as refusal:
+            call(**params)
+        assert refusal.value.response["Error"]["Code"] == "DependencyViolation", refusal.value
+
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    used, referenced, referencing = (ec2.create_security_group(GroupName=name, Description="x", VpcId=vpc)["GroupId"]
+                                     for name in ("used", "referenced", "referencing"))
+    ec2.authorize_security_group_ingress(GroupId=referencing, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "UserIdGroupPairs": [{"GroupId": referenced}]}])
+    # a group that references itself only is not held by that
+    ec2.authorize_security_group_ingress(GroupId=referencing, IpPermissions=[
+        {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": referencing}]}])
+    interface = ec2.create_network_interface(SubnetId=subnet, Groups=[used])["NetworkInterface"]["NetworkInterfaceId"]
+    gateway = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
+
+    refused(ec2.delete_security_group, GroupId=used)  # an interface is in it
+    refused(ec2.delete_security_group, GroupId=referenced)  # another group's rule names it
+    refused(ec2.delete_subnet, SubnetId=subnet)  # it holds an interface
+    refused(ec2.delete_vpc, VpcId=vpc)  # subnets, a gateway, groups
+    # in the order AWS asks for, each goes
+    ec2.delete_network_interface(NetworkInterfaceId=interface)
+    ec2.delete_security_group(GroupId=used)
+    ec2.delete_security_group(GroupId=referencing)
+    ec2.delete_security_group(GroupId=referenced)
+    ec2.delete_subnet(SubnetId=subnet)
+    refused(ec2.delete_vpc, VpcId=vpc)  # the gateway is still attached
+    ec2.detach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
+    ec2.delete_vpc(VpcId=vpc)
+    assert aws.strict_counts()["refused"] == 5
+
+
 def test_a_launch_token_is_answered_with_its_first_launch(aws):
     ec2 = _client(aws, "ec2")
     vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]

@@ -4,13 +4,10 @@ lab's API in strict mode (livestream_lab.strict): a new resource unknown to othe
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import pytest
 
 from livestream_lab import strict
-from provisioning import COMPLETE, PROVISION, TEARDOWN, census, counts, stack_vars
+from provisioning import COMPLETE, PROVISION, TEARDOWN, Inventory, census, counts, stack_vars
 
 
 @pytest.fixture
@@ -56,12 +53,7 @@ def test_provision_rerun_replacement_inventory_and_teardown_hold_under_strict_mo
     assert counts(ec2, "live") == COMPLETE
     assert len(_backends(ec2)) == 1 and _backends(ec2) != [gone]
 
-    config = tmp_path / "strict.livestream.yml"
-    config.write_text(json.dumps({"plugin": "livestream.aws.stack", "stack_name": "live"}))
-    listing = subprocess.run(["ansible-inventory", "-i", str(config), "--list"], capture_output=True, text=True,
-                             check=False, cwd=tmp_path)
-    assert listing.returncode == 0, listing.stderr
-    groups = json.loads(listing.stdout)
+    groups = Inventory(tmp_path).list({"stack_name": "live"})
     assert [len(groups[role]["hosts"]) for role in ("bastion", "frontend", "backend")] == [1, 1, 1]
 
     removed = ansible.playbook(TEARDOWN, extra_vars=stack)

@@ -137,6 +137,19 @@ def test_no_credentials_fails_and_says_so(ec2, aws, ansible, tmp_path):
     nothing_exists(ec2, aws)
 
 
+def test_no_region_anywhere_fails_and_says_where_to_set_one(ec2, aws, ansible, tmp_path):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        ansible.env.pop(name, None)
+    ansible.env.update(AWS_CONFIG_FILE=str(tmp_path / "none"))
+
+    result = ansible.playbook(PROVISION, extra_vars=stack_vars(tmp_path))
+
+    assert result.returncode != 0
+    assert any("no region: set region (livestream_region), AWS_REGION, AWS_DEFAULT_REGION or the profile's region"
+               in m for m in result.failure_messages()), result.failure_messages()
+    nothing_exists(ec2, aws)
+
+
 def test_no_ami_of_the_family_fails_and_says_which(ec2, aws, ansible, tmp_path):
     debian_amd64 = ec2.describe_images(Owners=["136693071363"], Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"]
     for image in debian_amd64:

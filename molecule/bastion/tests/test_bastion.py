@@ -34,7 +34,10 @@ def test_sshd_takes_keys_only(host):
 def test_the_backend_reaches_the_apt_proxy_through_the_bastion():
     """The outcome that matters: from the backend (reached through the bastion), apt works."""
     result = subprocess.run(
+        # the image's boot-time update (as on a new instance) may still hold apt's lists
+        # lock, retrying its way out: out of the way first, as an admin would
         ["ssh", "-F", str(LAB / "ssh_config"), "molecule-backend",
+         "sudo systemctl stop apt-daily.service apt-daily-upgrade.service && "
          "sudo apt-get -q -o Acquire::Retries=0 -o Acquire::http::Timeout=10 update"],
         capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
