@@ -8,7 +8,8 @@
 #
 # Everything installs itself: Debian packages from bindep.txt, a virtualenv from the
 # pinned requirements.txt + requirements-dev.txt (.venv), and one for the TLS scanner from
-# requirements-tls.txt (.venv-tls). A second run skips what is already there.
+# requirements-tls.txt (.venv-tls), both kept in the machine's cache and shared by every
+# checkout with the same pins. A second run skips what is already there.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -23,8 +24,8 @@ PYTHON ?= python3
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL := build/livestream-aws-$(VERSION).tar.gz
 
-# The working tree is importable as livestream.aws through a link inside the venv.
-COLLECTIONS := $(VENV)/collections
+# The working tree is importable as livestream.aws through a link of the checkout's own.
+COLLECTIONS := $(ROOT)/.collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/livestream/aws
 
 export PATH := $(BIN):$(PATH)
@@ -46,18 +47,14 @@ setup: $(VENV)/.installed $(COLLECTION_LINK)
 setup-lab: setup $(TLS_VENV)/.installed
 	@scripts/setup-host lab
 
+# each a link to a virtualenv in the machine's cache, shared by every checkout with the
+# same pins (scripts/venv)
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@scripts/setup-host test
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
-	touch $@
+	PYTHON=$(PYTHON) scripts/venv $(VENV) requirements-dev.txt requirements.txt
 
 $(TLS_VENV)/.installed: requirements-tls.txt
-	$(PYTHON) -m venv $(TLS_VENV)
-	$(TLS_VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip
-	$(TLS_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-tls.txt
-	touch $@
+	PYTHON=$(PYTHON) scripts/venv $(TLS_VENV) requirements-tls.txt
 
 $(COLLECTION_LINK):
 	mkdir -p $(dir $@)
@@ -78,7 +75,7 @@ lint: setup
 # ansible-test wants to stand in ansible_collections/<namespace>/<name> of a git checkout
 # of its own (inside ours it would see only what we ignore): give it a copy of the tree
 # there, with amazon.aws beside it for the imports. Its test venvs are cached in ~/.ansible.
-SANITY_ROOT := $(VENV)/sanity/ansible_collections
+SANITY_ROOT := $(ROOT)/.sanity/ansible_collections
 SANITY_COPY := $(SANITY_ROOT)/livestream/aws
 # ansible-test fetches get-pip.py from a host we cannot reach: give it our stand-in
 PIP_BOOTSTRAP := $(HOME)/.ansible/test/cache/get_pip_24_2.py

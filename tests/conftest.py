@@ -15,9 +15,9 @@ from livestream_lab.moto import MotoServer
 from playbook import ROOT, Runner
 
 # Running `pytest` from the venv works like `make pytest`: the venv's tools first, the
-# working tree importable as livestream.aws (the link `make setup` puts in the venv).
+# working tree importable as livestream.aws (the link `make setup` puts in .collections).
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(Path(sys.prefix) / "collections"))
+os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".collections"))
 os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
 
 
