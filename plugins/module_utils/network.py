@@ -64,7 +64,7 @@ class Network:
         vpc = self.ec2.create_vpc(
             CidrBlock=cidr, TagSpecifications=tag_specifications("vpc", self.tags("vpc")), aws_retry=True
         )["Vpc"]
-        wait_for(self.ec2, "vpc_available", delay=2, VpcIds=[vpc["VpcId"]])
+        wait_for(self.ec2, "vpc_available", VpcIds=[vpc["VpcId"]])
         return vpc, True
 
     def subnet(self, existing, tier, vpc_id, cidr, zone):
@@ -82,7 +82,7 @@ class Network:
             if zone:
                 params["AvailabilityZone"] = zone
             subnet = self.ec2.create_subnet(aws_retry=True, **params)["Subnet"]
-            wait_for(self.ec2, "subnet_available", delay=2, SubnetIds=[subnet["SubnetId"]])
+            wait_for(self.ec2, "subnet_available", SubnetIds=[subnet["SubnetId"]])
         if tier == "public" and not subnet.get("MapPublicIpOnLaunch"):
             self.changes.record(
                 f"give instances launched in {resource_name(self.name, tier)} a public address",

@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import re
+import time
 
 try:
+    import botocore.exceptions
     import botocore.loaders
     import botocore.waiter
 except ImportError:
@@ -212,9 +214,23 @@ def waiter(client, waiter_name, delay, max_attempts):
 
 
 def wait_for(client, waiter_name, delay=5, max_attempts=120, **params):
-    """Wait with botocore's waiter (see ``waiter``); its first check is immediate, so a
-    resource that is already there costs one call and no sleep."""
-    waiter(client, waiter_name, delay, max_attempts).wait(**params)
+    """Wait with botocore's waiter (see ``waiter``), checking at once, then after 0.25 s and
+    twice as long each time up to ``delay``: a resource that is there at once costs one call,
+    one there after a moment (a new ID known a second after its create call) a moment, and
+    one that takes minutes is asked every ``delay`` seconds, for delay × max_attempts at most."""
+    check = waiter(client, waiter_name, 1, 1)  # one check per call: the pauses are ours
+    deadline = time.monotonic() + delay * max_attempts
+    pause = 0.25
+    while True:
+        try:
+            check.wait(**params)
+            return
+        except botocore.exceptions.WaiterError as e:
+            # a failure state ends the wait at once; "not yet" waits on, until the deadline
+            if "Max attempts exceeded" not in str(e) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, delay)
 
 
 NO_REGION = "no region: set region (livestream_region), AWS_REGION, AWS_DEFAULT_REGION or the profile's region"
@@ -227,8 +243,9 @@ def client(module, service, **retry):
     if not module.region:
         module.fail_json(msg=NO_REGION)
     codes = EVENTUALLY_CONSISTENT + THROTTLED + list(retry.pop("catch_extra_error_codes", []))
+    # from a quarter second up: a new ID is usually known within a second or two
     return module.client(service, retry_decorator=AWSRetry.jittered_backoff(
-        retries=10, delay=1, max_delay=15, catch_extra_error_codes=codes, **retry))
+        retries=12, delay=0.25, max_delay=15, catch_extra_error_codes=codes, **retry))
 
 
 class Changes:
