@@ -64,69 +64,78 @@ class Network:
         vpc = self.ec2.create_vpc(
             CidrBlock=cidr, TagSpecifications=tag_specifications("vpc", self.tags("vpc")), aws_retry=True
         )["Vpc"]
-        wait_for(self.ec2, "vpc_available", VpcIds=[vpc["VpcId"]])
         return vpc, True
 
     def subnet(self, existing, tier, vpc_id, cidr, zone):
+        """The tier's subnet, found or created (not waited for: see ensure_network)."""
         subnet = self.one(existing, "subnet", tier, "SubnetId")
         if subnet is not None and subnet["CidrBlock"] != cidr:
             self.module.fail_json(
                 msg=f"subnet {subnet['SubnetId']} ({resource_name(self.name, tier)}) has the block {subnet['CidrBlock']}, "
                 f"not {cidr}: a subnet's block cannot change (tear the stack down to change it)"
             )
-        if subnet is None:
-            self.changes.record(f"create subnet {resource_name(self.name, tier)} {cidr}", f"{tier} subnet", "absent", cidr)
-            if self.changes.check_mode:
-                return {"SubnetId": None, "CidrBlock": cidr, "AvailabilityZone": zone, "MapPublicIpOnLaunch": tier == "public"}
-            params = dict(VpcId=vpc_id, CidrBlock=cidr, TagSpecifications=tag_specifications("subnet", self.tags(tier)))
-            if zone:
-                params["AvailabilityZone"] = zone
-            subnet = self.ec2.create_subnet(aws_retry=True, **params)["Subnet"]
-            wait_for(self.ec2, "subnet_available", SubnetIds=[subnet["SubnetId"]])
-        if tier == "public" and not subnet.get("MapPublicIpOnLaunch"):
-            self.changes.record(
-                f"give instances launched in {resource_name(self.name, tier)} a public address",
-                f"{tier} subnet map_public_ip_on_launch", False, True,
-            )
-            if not self.changes.check_mode:
-                self.ec2.modify_subnet_attribute(
-                    SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": True}, aws_retry=True
-                )
-            subnet["MapPublicIpOnLaunch"] = True
-        return subnet
+        if subnet is not None:
+            return subnet, False
+        self.changes.record(f"create subnet {resource_name(self.name, tier)} {cidr}", f"{tier} subnet", "absent", cidr)
+        if self.changes.check_mode:
+            return {"SubnetId": None, "CidrBlock": cidr, "AvailabilityZone": zone, "MapPublicIpOnLaunch": False}, True
+        params = dict(VpcId=vpc_id, CidrBlock=cidr, TagSpecifications=tag_specifications("subnet", self.tags(tier)))
+        if zone:
+            params["AvailabilityZone"] = zone
+        return self.ec2.create_subnet(aws_retry=True, **params)["Subnet"], True
 
-    def internet_gateway(self, existing, vpc_id):
+    def public_addresses(self, subnet, tier):
+        """Instances launched in the public subnet get a public address."""
+        if subnet.get("MapPublicIpOnLaunch"):
+            return
+        self.changes.record(
+            f"give instances launched in {resource_name(self.name, tier)} a public address",
+            f"{tier} subnet map_public_ip_on_launch", False, True,
+        )
+        if not self.changes.check_mode:
+            self.ec2.modify_subnet_attribute(SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": True}, aws_retry=True)
+        subnet["MapPublicIpOnLaunch"] = True
+
+    def internet_gateway(self, existing):
+        """The stack's internet gateway, found or created (attached by ``attach``)."""
         igw = self.one(existing, "internet gateway", "igw", "InternetGatewayId")
-        if igw is None:
-            self.changes.record(f"create internet gateway {resource_name(self.name, 'igw')}", "internet gateway", "absent", "present")
-            if self.changes.check_mode:
-                return {"InternetGatewayId": None}
-            igw = self.ec2.create_internet_gateway(
-                TagSpecifications=tag_specifications("internet-gateway", self.tags("igw")), aws_retry=True
-            )["InternetGateway"]
-        attached = [a["VpcId"] for a in igw.get("Attachments", []) if a.get("State") in ("attached", "available", "attaching")]
-        if vpc_id not in attached:
-            self.changes.record(
-                f"attach internet gateway {resource_name(self.name, 'igw')} to the VPC",
-                "internet gateway attached to", attached, [vpc_id],
-            )
-            if not self.changes.check_mode:
-                for other in attached:
-                    self.ec2.detach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"], VpcId=other, aws_retry=True)
-                self.ec2.attach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"], VpcId=vpc_id, aws_retry=True)
-        return igw
+        if igw is not None:
+            return igw
+        self.changes.record(f"create internet gateway {resource_name(self.name, 'igw')}", "internet gateway", "absent", "present")
+        if self.changes.check_mode:
+            return {"InternetGatewayId": None}
+        return self.ec2.create_internet_gateway(
+            TagSpecifications=tag_specifications("internet-gateway", self.tags("igw")), aws_retry=True
+        )["InternetGateway"]
 
-    def route_table(self, existing, tier, vpc_id, subnet_id, internet_gateway=None):
+    def attach(self, igw, vpc_id):
+        attached = [a["VpcId"] for a in igw.get("Attachments", []) if a.get("State") in ("attached", "available", "attaching")]
+        if vpc_id in attached:
+            return
+        self.changes.record(
+            f"attach internet gateway {resource_name(self.name, 'igw')} to the VPC",
+            "internet gateway attached to", attached, [vpc_id],
+        )
+        if not self.changes.check_mode:
+            for other in attached:
+                self.ec2.detach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"], VpcId=other, aws_retry=True)
+            self.ec2.attach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"], VpcId=vpc_id, aws_retry=True)
+
+    def route_table(self, existing, tier, vpc_id):
+        """The tier's route table, found or created (its routes and subnet: ``routes``)."""
         table = self.one(existing, "route table", tier, "RouteTableId")
+        if table is not None:
+            return table
+        self.changes.record(f"create route table {resource_name(self.name, tier)}", f"{tier} route table", "absent", "present")
+        if self.changes.check_mode:
+            return {"RouteTableId": None, "Routes": [], "Associations": []}
+        return self.ec2.create_route_table(
+            VpcId=vpc_id, TagSpecifications=tag_specifications("route-table", self.tags(tier)), aws_retry=True
+        )["RouteTable"]
+
+    def routes(self, table, tier, subnet_id, internet_gateway=None):
+        """The default route to the internet gateway (the public tier) and the table's subnet."""
         what = resource_name(self.name, tier)
-        if table is None:
-            self.changes.record(f"create route table {what}", f"{tier} route table", "absent", "present")
-            if self.changes.check_mode:
-                table = {"RouteTableId": None, "Routes": [], "Associations": []}
-            else:
-                table = self.ec2.create_route_table(
-                    VpcId=vpc_id, TagSpecifications=tag_specifications("route-table", self.tags(tier)), aws_retry=True
-                )["RouteTable"]
         table_id = table["RouteTableId"]
         if internet_gateway is not None:
             gateway_id = internet_gateway["InternetGatewayId"]
@@ -150,25 +159,39 @@ class Network:
 def ensure_network(module, ec2, changes, name, vpc_cidr, public_subnet_cidr, private_subnet_cidr, availability_zone=None):
     """Make the stack's network what it should be; return its IDs (null in check mode for what would be created)."""
     network = Network(module, ec2, name, changes)
+    # Made level by level, what depends on nothing first: a new ID may be unknown to other
+    # calls for a moment after its create call (EC2's eventual consistency), so each level
+    # waits for the one before it once, not each resource for its predecessor in turn.
     step = f"the VPC of stack {name!r}"
     try:
         vpc, vpc_is_new = network.vpc(vpc_cidr)
         vpc_id = vpc["VpcId"]
         # a VPC made just now holds nothing yet: no need to look
         in_vpc = stack_filters(name, {"vpc-id": vpc_id})
-        step = f"the subnets of stack {name!r}"
-        existing = [] if vpc_is_new else ec2.describe_subnets(Filters=in_vpc, aws_retry=True)["Subnets"]
-        public = network.subnet(existing, "public", vpc_id, public_subnet_cidr, availability_zone)
-        zone = availability_zone or public.get("AvailabilityZone")
-        private = network.subnet(existing, "private", vpc_id, private_subnet_cidr, zone)
         step = f"the internet gateway of stack {name!r}"
         existing = [] if vpc_is_new else ec2.describe_internet_gateways(Filters=stack_filters(name), aws_retry=True)["InternetGateways"]
-        igw = network.internet_gateway(existing, vpc_id)
+        igw = network.internet_gateway(existing)
+        if vpc_is_new and vpc_id:
+            wait_for(ec2, "vpc_available", VpcIds=[vpc_id])
+        step = f"the subnets of stack {name!r}"
+        existing = [] if vpc_is_new else ec2.describe_subnets(Filters=in_vpc, aws_retry=True)["Subnets"]
+        public, public_is_new = network.subnet(existing, "public", vpc_id, public_subnet_cidr, availability_zone)
+        zone = availability_zone or public.get("AvailabilityZone")
+        private, private_is_new = network.subnet(existing, "private", vpc_id, private_subnet_cidr, zone)
         step = f"the route tables of stack {name!r}"
         existing = [] if vpc_is_new else ec2.describe_route_tables(Filters=in_vpc, aws_retry=True)["RouteTables"]
+        tables = {tier: network.route_table(existing, tier, vpc_id) for tier in ("public", "private")}
+        step = f"the internet gateway of stack {name!r}"
+        network.attach(igw, vpc_id)
+        step = f"the subnets of stack {name!r}"
+        new_subnets = [s["SubnetId"] for s, new in ((public, public_is_new), (private, private_is_new)) if new and s["SubnetId"]]
+        if new_subnets:
+            wait_for(ec2, "subnet_available", SubnetIds=new_subnets)
+        network.public_addresses(public, "public")
+        step = f"the route tables of stack {name!r}"
         route_tables = {
-            "public": network.route_table(existing, "public", vpc_id, public["SubnetId"], igw),
-            "private": network.route_table(existing, "private", vpc_id, private["SubnetId"]),
+            "public": network.routes(tables["public"], "public", public["SubnetId"], igw),
+            "private": network.routes(tables["private"], "private", private["SubnetId"]),
         }
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, botocore.exceptions.WaiterError) as e:
         module.fail_json_aws(e, msg=f"Failed to make {step}")

@@ -24,25 +24,35 @@ from ansible_collections.livestream.aws.plugins.module_utils.stack import tags_o
 from ansible_collections.livestream.aws.plugins.module_utils.stack import wait_for
 
 
-def ensure_frontend_address(module, ec2, changes, name, instance_id):
-    """The stack's Elastic IP, allocated and associated with the frontend, as described
-    (PublicIp, AllocationId, Tags; the IDs null in check mode for a new one)."""
+def frontend_address(module, ec2, changes, name):
+    """The stack's Elastic IP, found or allocated (PublicIp, AllocationId, ...; the IDs null in
+    check mode for a new one). Allocated before the frontend runs, it is known to EC2 by the
+    time it is associated."""
     eip_name = resource_name(name, "frontend-eip")
     try:
         found = ec2.describe_addresses(Filters=named_filters(name, "frontend-eip"), aws_retry=True)["Addresses"]
         if len(found) > 1:
             module.fail_json(msg=f"stack {name!r} has {len(found)} Elastic IPs named {eip_name!r}: {[a['PublicIp'] for a in found]}")
         if found:
-            address = found[0]
-        else:
-            changes.record(f"allocate Elastic IP {eip_name}", "Elastic IP", "absent", "present")
-            address = {"PublicIp": None, "AllocationId": None}
-            if not module.check_mode:
-                address = ec2.allocate_address(
-                    Domain="vpc",
-                    TagSpecifications=tag_specifications("elastic-ip", stack_tags(name, resource_name=eip_name)),
-                    aws_retry=True,
-                )
+            return found[0]
+        changes.record(f"allocate Elastic IP {eip_name}", "Elastic IP", "absent", "present")
+        if module.check_mode:
+            return {"PublicIp": None, "AllocationId": None}
+        return ec2.allocate_address(
+            Domain="vpc",
+            TagSpecifications=tag_specifications("elastic-ip", stack_tags(name, resource_name=eip_name)),
+            aws_retry=True,
+        )
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        module.fail_json_aws(e, msg=f"Failed to allocate the Elastic IP {eip_name} of stack {name!r}")
+
+
+def ensure_frontend_address(module, ec2, changes, name, instance_id, address=None):
+    """The stack's Elastic IP (``address``, else found or allocated) associated with the
+    frontend, as described (PublicIp, AllocationId, Tags; the IDs null in check mode for a new one)."""
+    eip_name = resource_name(name, "frontend-eip")
+    address = address or frontend_address(module, ec2, changes, name)
+    try:
         if (address.get("InstanceId") or None) != instance_id or not instance_id:
             changes.record(
                 f"associate {eip_name} with {instance_id or 'the frontend'}",

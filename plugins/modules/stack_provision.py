@@ -132,6 +132,7 @@ from ansible_collections.livestream.aws.plugins.module_utils.preflight import pr
 from ansible_collections.livestream.aws.plugins.module_utils.preflight import stack_input_options
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_dns_record
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_frontend_address
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import frontend_address
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_record_tags
 from ansible_collections.livestream.aws.plugins.module_utils.security_groups import ensure_security_groups
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
@@ -159,6 +160,8 @@ def main():
     groups = ensure_security_groups(
         module, ec2, changes, name, network["vpc"]["vpc_id"], params["private_subnet_cidr"], params["admin_cidrs"]
     )
+    # allocated before the instances launch: known to EC2 by the time it is associated
+    address = frontend_address(module, ec2, changes, name)
     key_name, instances = ensure_instances(
         module,
         ec2,
@@ -177,7 +180,7 @@ def main():
         params["wait_timeout"],
     )
     ensure_nat_route(module, ec2, changes, name, instances["bastion"]["network_interface_id"])
-    address = ensure_frontend_address(module, ec2, changes, name, instances["frontend"]["instance_id"])
+    address = ensure_frontend_address(module, ec2, changes, name, instances["frontend"]["instance_id"], address)
     public_ip, allocation_id = address["PublicIp"], address["AllocationId"]
     domain = normalize_dns_name(params["domain"])
     zone_name = normalize_dns_name(params["hosted_zone"])
