@@ -427,10 +427,19 @@ class InventoryModule(AWSInventoryBase):
             variables["livestream_host_bastion"] = bastion
 
     def _populate(self, stack, regions, data):
+        # which stack this inventory holds, for every play (localhost included): site.yml
+        # checks it against the stack it is about to provision
+        self.inventory.set_variable("all", "livestream_inventory_stack", stack)
+        for role in ROLES:
+            self.inventory.add_group(role)
         if not data["instances"]:
-            raise AnsibleError(
-                f"stack {stack!r} has no running or pending instances in {', '.join(regions)}"
+            # before provisioning (or after teardown) this is normal: one line, not an error
+            # that every other inventory plugin would then report on too
+            self.display.warning(
+                f"livestream.aws.stack: stack {stack!r} has no running or pending instances in "
+                f"{', '.join(regions)} (yet: provisioning makes them)"
             )
+            return
         hosts = self._describe_hosts(stack, data)
         self._set_bastion_access(stack, hosts)
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 
 from playbook import ROOT
-from provisioning import LAUNCHING_TASK, PROVISION, census, stack_vars
+from provisioning import PROVISION, census, stack_vars
 
 SITE = ROOT / "playbooks" / "site.yml"
 
@@ -17,19 +17,38 @@ def inventory_for(tmp_path, stack):
     return path
 
 
-def test_site_refuses_an_inventory_that_looks_for_another_stack(aws, ansible, tmp_path):
-    """Provisioned "live", inventory reads "other": the run fails and says so, before any
-    host is contacted, rather than configuring no host and ending green."""
+def test_site_refuses_an_inventory_that_looks_for_another_stack_before_making_anything(aws, ansible, tmp_path, ec2):
+    """Provisioning "live" with an inventory that reads "other" would make a stack the run
+    then cannot configure: it stops first, saying which setting to change."""
     result = ansible.playbook(SITE, inventory=inventory_for(tmp_path, "other"), extra_vars=stack_vars(tmp_path, "live"))
 
     assert result.returncode != 0
-    handover = result.task("The inventory holds the stack just provisioned")
+    (message,) = result.failure_messages()
+    assert "looks for stack other but this run would provision live" in message
+    assert "LIVESTREAM_STACK=live" in message
+    assert not any(census(ec2, "live").values())
+
+
+def test_site_refuses_an_inventory_that_is_not_the_stack_plugin(aws, ansible, tmp_path, ec2):
+    result = ansible.playbook(SITE, extra_vars=stack_vars(tmp_path, "live"))  # localhost only
+
+    assert result.returncode != 0
+    (message,) = result.failure_messages()
+    assert "The inventory is not a livestream.aws.stack configuration: run with -i inventory/aws.livestream.yml" in message
+    assert not any(census(ec2, "live").values())
+
+
+def test_configure_refuses_an_inventory_without_the_stack(aws, ansible, tmp_path):
+    """configure.yml on a stack not provisioned (or another one) would configure no host and
+    end green: it says so instead."""
+    result = ansible.playbook(ROOT / "playbooks" / "configure.yml", inventory=inventory_for(tmp_path, "live"),
+                              extra_vars=stack_vars(tmp_path, "live"))
+
+    assert result.returncode != 0
+    handover = result.task("The inventory holds one machine of each role of the stack")
     messages = [item["msg"] for item in handover["results"] if item.get("failed")]
     assert len(messages) == 3  # bastion, frontend, backend
-    assert "no bastion of stack live" in messages[0]
-    assert "stack_name live" in messages[0]
-    # provisioning itself ran: the failure is the hand-over, not the stack
-    assert result.task(LAUNCHING_TASK[PROVISION])["changed"]
+    assert "no bastion of stack live: provision it first" in messages[0]
 
 
 def test_livestream_stack_names_the_stack_for_playbook_and_inventory(aws, ansible, tmp_path, ec2):

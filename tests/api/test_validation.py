@@ -46,6 +46,18 @@ BAD_INPUTS = {
         "availability zone 'us-east-1e' (livestream_availability_zone) does not offer the instance type 't3.micro' "
         "of the bastion",
     ),
+    "a typo of a setting": (
+        {"livestream_admin_cidr": ["203.0.113.7/32"]},
+        "unknown variable livestream_admin_cidr (did you mean livestream_admin_cidrs?)",
+    ),
+    "instance types that are not a mapping": (
+        {"livestream_instance_types": "c6i.large"},
+        "livestream_instance_types: c6i.large is not a mapping of role to instance type",
+    ),
+    "a key file that is not there": (
+        {"livestream_ssh_public_key_file": "/nonexistent/id_ed25519.pub"},
+        "livestream_ssh_public_key_file: no file at /nonexistent/id_ed25519.pub",
+    ),
     "hosted zone that does not exist": (
         {"livestream_create_hosted_zone": False},
         "hosted zone 'example.test' for domain 'live.example.test' not found",

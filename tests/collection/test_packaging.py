@@ -16,6 +16,7 @@ from playbook import ROOT
 GALAXY = yaml.safe_load((ROOT / "galaxy.yml").read_text())
 MODULES = sorted(p.stem for p in (ROOT / "plugins/modules").glob("*.py") if p.stem != "__init__")
 INVENTORY_PLUGINS = sorted(p.stem for p in (ROOT / "plugins/inventory").glob("*.py") if p.stem != "__init__")
+FILTERS = sorted(p.stem for p in (ROOT / "plugins/filter").glob("*.py") if p.stem != "__init__")
 ROLES = sorted(p.parent.parent.name for p in (ROOT / "roles").glob("*/meta/argument_specs.yml"))
 
 
@@ -53,8 +54,9 @@ def test_tarball_ships_the_collection_and_nothing_of_the_workshop(tarball):
     for needed in ("MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml", "plugins/modules/stack_info.py"):
         assert needed in names
     tops = {name.split("/")[0] for name in names}
-    for workshop in (".venv", ".git", "build", "lab", "molecule", "tests", "benchmarks", "Makefile"):
-        assert workshop not in tops, f"{workshop} must not be in the tarball"
+    # what a user installs, and nothing else: no venv, checkout link, sanity copy, lab or tests
+    assert tops <= {"MANIFEST.json", "FILES.json", "README.md", "requirements.txt", "meta", "plugins", "roles",
+                    "playbooks", "inventory", "docs", "changelogs"}, tops
 
 
 def test_offline_install_lists_every_plugin(installed):
@@ -78,7 +80,8 @@ def test_offline_install_runs_a_module(installed, aws, tmp_path):
 
 @pytest.mark.parametrize(
     "kind,name",
-    [("module", m) for m in MODULES] + [("inventory", p) for p in INVENTORY_PLUGINS] + [("role", r) for r in ROLES],
+    [("module", m) for m in MODULES] + [("inventory", p) for p in INVENTORY_PLUGINS] + [("filter", f) for f in FILTERS]
+    + [("role", r) for r in ROLES],
 )
 def test_every_plugin_documentation_renders(kind, name):
     doc = json.loads(run("ansible-doc", "-t", kind, "-j", f"livestream.aws.{name}"))
@@ -88,6 +91,6 @@ def test_every_plugin_documentation_renders(kind, name):
         assert entry["entry_points"]["main"]["options"]
         return
     assert entry["doc"]["short_description"]
-    if kind == "module":
+    if kind in ("module", "filter"):
         assert entry["examples"].strip()
         assert entry["return"]
