@@ -181,7 +181,8 @@ def write_access(lab: LabConfig, stack: Stack) -> None:
     config_lines = []
     for instance in stack.instances:
         root = machines.machine_dir(lab, instance) / "root"
-        names = ",".join(str(address) for address in (instance.private_address, instance.public_address) if address)
+        # under the instance's ID (as the inventory plugin checks them: HostKeyAlias) and its addresses
+        names = ",".join(str(name) for name in (instance.id, instance.private_address, instance.public_address) if name)
         for key in sorted((root / "etc/ssh").glob("ssh_host_*_key.pub")):
             kind, material = key.read_text().split()[:2]
             known_hosts.append(f"{names} {kind} {material}")
@@ -206,7 +207,6 @@ def inventory_path(lab: LabConfig) -> Path:
 def write_inventory(lab: LabConfig, moto: MotoServer) -> None:
     """The collection's inventory plugin as the README configures it for AWS, pointed at
     the lab: its endpoint and credentials, its key, its known host keys; nothing else."""
-    known_hosts = ["-o", f"UserKnownHostsFile={lab.known_hosts}", "-o", "StrictHostKeyChecking=yes"]
     settings = {
         "plugin": "livestream.aws.stack",
         "stack_name": lab.stack,
@@ -215,9 +215,9 @@ def write_inventory(lab: LabConfig, moto: MotoServer) -> None:
         "access_key": moto.environment()["AWS_ACCESS_KEY_ID"],
         "secret_key": moto.environment()["AWS_SECRET_ACCESS_KEY"],
         "ssh_private_key_file": str(lab.ssh_key),
-        "bastion_ssh_args": known_hosts,
-        # the lab knows every machine's host key: check them, and leave ~/.ssh/known_hosts alone
-        "compose": {"ansible_ssh_extra_args": repr(" ".join(known_hosts))},
+        # the lab knows every machine's host key: only those, and ~/.livestream.aws left alone
+        "known_hosts_file": str(lab.known_hosts),
+        "host_key_checking": "yes",
     }
     inventory_path(lab).write_text(json.dumps(settings, indent=2) + "\n")
 

@@ -133,12 +133,32 @@ options:
     type: path
   bastion_ssh_args:
     description:
-      - Extra arguments for the ssh command that hops through the bastion, for example
-        V([-o, StrictHostKeyChecking=accept-new]).
+      - Extra arguments for the ssh command that hops through the bastion.
       - Ansible's C(host_key_checking) setting does not reach that command.
     type: list
     elements: str
     default: []
+  known_hosts_file:
+    description:
+      - The known-hosts file of the stack's hosts, for every connection and for the hop
+        through the bastion (C(UserKnownHostsFile)); its directory is made if missing.
+      - Each host's key is kept under the instance's ID (C(HostKeyAlias)), not its address, so
+        that an instance re-created by provisioning (a new ID, a new key) is a new entry, not a
+        changed key, while a changed key for the same instance is refused as ssh refuses it.
+      - Defaults to C(~/.livestream.aws/<stack>/known_hosts), beside the stream keys.
+      - Set to an empty string to leave host keys to your own ssh configuration.
+      - C(~) is expanded.
+    type: str
+  host_key_checking:
+    description:
+      - What ssh does with a host whose key is not in O(known_hosts_file) yet
+        (C(StrictHostKeyChecking)).
+      - V(accept-new) (a new instance's key is taken on first sight, never a prompt; a changed
+        one is refused) or V(yes) (only keys already in the file, which you put there).
+      - Ansible's own C(host_key_checking=false) comes first on ssh's command line and wins.
+    type: str
+    choices: [accept-new, "yes"]
+    default: accept-new
 """
 
 EXAMPLES = r"""
@@ -153,7 +173,6 @@ stack_name: "{{ lookup('ansible.builtin.env', 'LIVESTREAM_STACK', default='stagi
 regions:
   - eu-west-1
 ssh_private_key_file: ~/.ssh/livestream-staging.pem
-bastion_ssh_args: [-o, StrictHostKeyChecking=accept-new]
 groups:
   ubuntu: livestream_host_os_family == 'ubuntu'
 keyed_groups:
@@ -177,6 +196,7 @@ compose:
 """
 
 import json
+import os
 import shlex
 
 try:
@@ -233,6 +253,15 @@ def os_family(image_name, ami_family_tag=None):
 def _ssh_config_literal(value):
     # ssh expands %-tokens in ProxyCommand: a literal % must be doubled
     return value.replace("%", "%%")
+
+
+def host_key_args(instance_id, known_hosts_file, checking):
+    """ssh options that check ``instance_id``'s host key against ``known_hosts_file``, kept
+    under the instance's ID (none when there is no file: the user's ssh configuration)."""
+    if not known_hosts_file:
+        return []
+    return ["-o", f"HostKeyAlias={instance_id}", "-o", f"UserKnownHostsFile={known_hosts_file}",
+            "-o", f"StrictHostKeyChecking={checking}"]
 
 
 def proxy_command_args(user, address, port, key_file=None, extra_args=()):
@@ -383,8 +412,28 @@ class InventoryModule(AWSInventoryBase):
         ]
         return min(bastions)[2] if bastions else None
 
+    def _known_hosts_file(self, stack):
+        """The stack's known-hosts file, its directory made (private) when missing; None: none."""
+        path = self.get_option("known_hosts_file")
+        if path == "":
+            return None
+        path = os.path.expanduser(path or f"~/.livestream.aws/{stack}/known_hosts")
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        return path
+
+    def _set_host_keys(self, stack, hosts):
+        """Every host's key checked against the stack's file, under the instance's ID."""
+        known_hosts = self._known_hosts_file(stack)
+        checking = self.get_option("host_key_checking")
+        for variables, _public in hosts.values():
+            args = host_key_args(variables["ec2_instance_id"], known_hosts, checking)
+            if args:
+                variables["ansible_ssh_common_args"] = shlex.join(args)
+        return known_hosts, checking
+
     def _set_bastion_access(self, stack, hosts):
         """Bastion login options, and the ProxyCommand for every other host."""
+        known_hosts, checking = self._set_host_keys(stack, hosts)
         bastion = self._pick_bastion(hosts)
         port = self.get_option("bastion_port")
         key_file = self.get_option("bastion_private_key_file") or self.get_option("ssh_private_key_file")
@@ -417,13 +466,17 @@ class InventoryModule(AWSInventoryBase):
                 )
             # behind the bastion, a host is reached at its private address (see the description)
             variables["ansible_host"] = variables["ec2_private_ip_address"]
-            variables["ansible_ssh_common_args"] = proxy_command_args(
-                bastion_vars.get("ansible_user"),
-                bastion_vars["ansible_host"],
-                port,
-                key_file,
-                self.get_option("bastion_ssh_args"),
-            )
+            hop_args = host_key_args(bastion_vars["ec2_instance_id"], known_hosts, checking)
+            variables["ansible_ssh_common_args"] = " ".join(filter(None, [
+                variables.get("ansible_ssh_common_args"),
+                proxy_command_args(
+                    bastion_vars.get("ansible_user"),
+                    bastion_vars["ansible_host"],
+                    port,
+                    key_file,
+                    hop_args + list(self.get_option("bastion_ssh_args")),
+                ),
+            ]))
             variables["livestream_host_bastion"] = bastion
 
     def _populate(self, stack, regions, data):

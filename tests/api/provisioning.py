@@ -117,7 +117,9 @@ class Inventory:
         self.workdir = workdir
         # only this plugin, and a failure is an error: no fallback to other parsers hiding it
         self.env = {**os.environ, "ANSIBLE_INVENTORY_ENABLED": "livestream.aws.stack",
-                    "ANSIBLE_INVENTORY_UNPARSED_FAILED": "true"}
+                    "ANSIBLE_INVENTORY_UNPARSED_FAILED": "true",
+                    # the plugin keeps host keys under ~/.livestream.aws/<stack>: the test's own
+                    "HOME": str(workdir)}
 
     def write(self, config: dict, name: str = "test.livestream.yml") -> Path:
         path = self.workdir / name

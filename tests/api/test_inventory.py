@@ -59,12 +59,17 @@ def hosts_of(listing, group):
     return sorted(listing.get(group, {}).get("hosts", []))
 
 
+def ssh_options(host_vars):
+    """The -o options of a host's ssh command line, by name (ProxyCommand as ssh and the
+    shell will split it)."""
+    words = shlex.split(host_vars.get("ansible_ssh_common_args", ""))
+    assert words[::2] == ["-o"] * (len(words) // 2) and len(words) % 2 == 0, words
+    return dict(word.split("=", 1) for word in words[1::2])
+
+
 def proxy_command(host_vars):
     """The ssh command that hops through the bastion, as ssh and the shell will split it."""
-    words = shlex.split(host_vars["ansible_ssh_common_args"])
-    assert words[0] == "-o" and words[1].startswith("ProxyCommand="), words
-    assert len(words) == 2, words
-    return shlex.split(words[1].removeprefix("ProxyCommand="))
+    return shlex.split(ssh_options(host_vars)["ProxyCommand"])
 
 
 def option(command, flag):
@@ -89,7 +94,7 @@ def test_provisioned_stack_is_grouped_by_role_and_reachable(ec2, inventory):
     assert hostvars["live-frontend"]["ec2_public_ip_address"] == live["frontend"]["ElasticIp"]
     assert hostvars["live-backend"]["ansible_host"] == live["backend"]["PrivateIpAddress"]
     assert {name: v["ansible_user"] for name, v in hostvars.items()} == dict.fromkeys(hostvars, "admin")
-    assert "ansible_ssh_common_args" not in hostvars["live-bastion"]
+    assert "ProxyCommand" not in ssh_options(hostvars["live-bastion"])
     # every other host through the bastion: the security groups let SSH in from it only,
     # also on the frontend, which has a public address
     for role in ("frontend", "backend"):
@@ -122,7 +127,7 @@ def test_hop_through_bastion_carries_its_user_port_and_key(ec2, inventory, tmp_p
         "bastion_user": "jumper",
         "bastion_port": 2222,
         "bastion_private_key_file": bastion_key,
-        "bastion_ssh_args": ["-o", "StrictHostKeyChecking=accept-new"],
+        "bastion_ssh_args": ["-o", "ConnectTimeout=7"],
     })
 
     hostvars = listing["_meta"]["hostvars"]
@@ -134,7 +139,7 @@ def test_hop_through_bastion_carries_its_user_port_and_key(ec2, inventory, tmp_p
     assert hop[-1] == f"jumper@{live['bastion']['PublicIpAddress']}"
     assert option(hop, "-p") == "2222"
     assert option(hop, "-i").replace("%%", "%") == bastion_key
-    assert "StrictHostKeyChecking=accept-new" in hop
+    assert "ConnectTimeout=7" in hop
     # the bastion itself is reached the same way as the hop reaches it
     bastion = hostvars["live-bastion"]
     assert (bastion["ansible_user"], bastion["ansible_port"]) == ("jumper", 2222)
@@ -166,10 +171,36 @@ def test_ansible_hands_the_hop_command_to_ssh_intact(ec2, inventory, tmp_path):
     )
 
     assert "UNREACHABLE" in proc.stdout, proc.stdout + proc.stderr
+    known_hosts = tmp_path / ".livestream.aws" / "live" / "known_hosts"  # HOME is the test's
     assert json.loads(record.read_text()) == [
         "-W", f"{live['backend']['PrivateIpAddress']}:22", "-q", "-p", "2200",
-        "-i", str(key), "-o", "IdentitiesOnly=yes", f"admin@{live['bastion']['PublicIpAddress']}",
+        "-i", str(key), "-o", "IdentitiesOnly=yes",
+        "-o", f"HostKeyAlias={live['bastion']['InstanceId']}", "-o", f"UserKnownHostsFile={known_hosts}",
+        "-o", "StrictHostKeyChecking=accept-new", f"admin@{live['bastion']['PublicIpAddress']}",
     ]
+
+
+def test_host_keys_are_kept_per_stack_under_each_instance_id(ec2, inventory, tmp_path):
+    """A first connection never prompts (accept-new), a re-created instance is a new entry (its
+    new ID), and the keys live in the stack's own file, whose directory the plugin makes."""
+    live = build_stack(ec2, "live")
+
+    hostvars = inventory.list({"stack_name": "live"})["_meta"]["hostvars"]
+
+    known_hosts = tmp_path / ".livestream.aws" / "live" / "known_hosts"
+    assert oct(known_hosts.parent.stat().st_mode & 0o777) == "0o700"
+    for role in ("bastion", "frontend", "backend"):
+        options = ssh_options(hostvars[f"live-{role}"])
+        assert options["HostKeyAlias"] == live[role]["InstanceId"], role
+        assert (options["UserKnownHostsFile"], options["StrictHostKeyChecking"]) == (str(known_hosts), "accept-new")
+    hop = proxy_command(hostvars["live-backend"])
+    assert f"HostKeyAlias={live['bastion']['InstanceId']}" in hop and f"UserKnownHostsFile={known_hosts}" in hop
+
+    strict = inventory.list({"stack_name": "live", "known_hosts_file": str(tmp_path / "mine"), "host_key_checking": "yes"})
+    assert ssh_options(strict["_meta"]["hostvars"]["live-bastion"])["StrictHostKeyChecking"] == "yes"
+    assert ssh_options(strict["_meta"]["hostvars"]["live-bastion"])["UserKnownHostsFile"] == str(tmp_path / "mine")
+    own = inventory.list({"stack_name": "live", "known_hosts_file": ""})["_meta"]["hostvars"]
+    assert "HostKeyAlias" not in ssh_options(own["live-bastion"]) and "HostKeyAlias" not in proxy_command(own["live-backend"])
 
 
 def test_private_address_mode_uses_private_ips_and_still_hops_to_the_private_subnet(ec2, inventory):
@@ -189,8 +220,8 @@ def test_no_hop_when_the_controller_routes_to_the_private_subnet(ec2, inventory)
 
     listing = inventory.list({"stack_name": "live", "use_private_addresses": True, "jump_through_bastion": False})
 
-    assert "ansible_ssh_common_args" not in listing["_meta"]["hostvars"]["live-backend"]
-    assert "ansible_ssh_common_args" not in listing["_meta"]["hostvars"]["live-frontend"]
+    assert "ProxyCommand" not in ssh_options(listing["_meta"]["hostvars"]["live-backend"])
+    assert "ProxyCommand" not in ssh_options(listing["_meta"]["hostvars"]["live-frontend"])
 
 
 def test_two_stacks_in_one_account_are_kept_apart(ec2, inventory):
@@ -372,7 +403,7 @@ def test_public_host_without_bastion_is_reached_directly(ec2, inventory):
     hostvars = inventory.list({"stack_name": "live"})["_meta"]["hostvars"]
 
     assert hostvars["live-frontend"]["ansible_host"] == live["frontend"]["ElasticIp"]
-    assert "ansible_ssh_common_args" not in hostvars["live-frontend"]
+    assert "ProxyCommand" not in ssh_options(hostvars["live-frontend"])
 
 
 def test_missing_credentials_is_a_clear_error(ec2, inventory, tmp_path):

@@ -103,6 +103,42 @@ def test_a_controller_inside_the_vpc_reaches_every_host_at_its_private_address(l
         assert f"{host['name']} | CHANGED | rc=0 | (stdout) {host['name']}" in result.stdout
 
 
+def test_first_connections_take_new_host_keys_without_a_prompt_and_keep_them_per_instance(lab, lab_config, tmp_path):
+    """The README's inventory as a new user has it: no known host yet, Ansible checking host
+    keys (its default), no terminal to answer a prompt. Every machine answers, the hop
+    through the bastion included, and the keys are then kept under the instances' IDs; a
+    changed key for the same instance is refused."""
+    settings = json.loads(Path(lab["inventory"]).read_text())
+    known_hosts = tmp_path / "stack" / "known_hosts"
+    config = tmp_path / "first.livestream.yml"
+    config.write_text(json.dumps({**{k: v for k, v in settings.items() if k != "host_key_checking"},
+                                  "known_hosts_file": str(known_hosts)}))
+    env = {**os.environ, "ANSIBLE_HOST_KEY_CHECKING": "true"}
+
+    def every_machine():
+        return subprocess.run(["ansible", "all", "-i", str(config), "-m", "ansible.builtin.command", "-a", "hostname",
+                               "-o"], capture_output=True, text=True, check=False, timeout=120,
+                              stdin=subprocess.DEVNULL, env=env)
+
+    first = every_machine()
+    assert first.returncode == 0, first.stdout + first.stderr
+    hosts = inventory_hosts(lab_config)
+    ids = {instance.name: instance.id for instance in describe(lab_config.stack, aws_environment(lab_config)).instances}
+    kept = {line.split()[0] for line in known_hosts.read_text().splitlines() if line.strip()}
+    assert kept == {ids[host["name"]] for host in hosts.values()}, kept
+
+    # the frontend's key changed, as a man in the middle's would: refused
+    lines = known_hosts.read_text().splitlines()
+    frontend = ids[hosts["frontend"]["name"]]
+    forged = "AAAAC3NzaC1lZDI1NTE5AAAAIBUjQtWjI3D++Y+7hQvPOsPuIejtshknMqqrpkRgwp8p"
+    known_hosts.write_text("\n".join(f"{frontend} ssh-ed25519 {forged}" if line.startswith(frontend + " ") else line
+                                     for line in lines) + "\n")
+    again = every_machine()
+    assert again.returncode != 0
+    assert f"{hosts['frontend']['name']} | UNREACHABLE" in again.stdout, again.stdout + again.stderr
+    assert f"{hosts['backend']['name']} | CHANGED" in again.stdout, again.stdout
+
+
 def test_the_domain_resolves_to_the_frontend_inside_the_lab_and_on_the_host(lab, lab_config):
     names = machine_names(lab_config)
     for role in ("backend", "bastion"):
