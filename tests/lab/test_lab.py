@@ -113,26 +113,31 @@ def test_first_connections_take_new_host_keys_without_a_prompt_and_keep_them_per
     config = tmp_path / "first.livestream.yml"
     config.write_text(json.dumps({**{k: v for k, v in settings.items() if k != "host_key_checking"},
                                   "known_hosts_file": str(known_hosts)}))
-    env = {**os.environ, "ANSIBLE_HOST_KEY_CHECKING": "true"}
+    # new connections (not the lab's, multiplexed), host keys checked as Ansible does by default
+    env = {**os.environ, "ANSIBLE_HOST_KEY_CHECKING": "true", "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp")}
 
     def every_machine():
         return subprocess.run(["ansible", "all", "-i", str(config), "-m", "ansible.builtin.command", "-a", "hostname",
                                "-o"], capture_output=True, text=True, check=False, timeout=120,
                               stdin=subprocess.DEVNULL, env=env)
 
+    def kept(alias):
+        return subprocess.run(["ssh-keygen", "-F", alias, "-f", str(known_hosts)], capture_output=True,
+                              text=True, check=False).returncode == 0
+
     first = every_machine()
     assert first.returncode == 0, first.stdout + first.stderr
     hosts = inventory_hosts(lab_config)
     ids = {instance.name: instance.id for instance in describe(lab_config.stack, aws_environment(lab_config)).instances}
-    kept = {line.split()[0] for line in known_hosts.read_text().splitlines() if line.strip()}
-    assert kept == {ids[host["name"]] for host in hosts.values()}, kept
+    assert all(kept(ids[host["name"]]) for host in hosts.values()), known_hosts.read_text()
+    assert not any(kept(host["private"]) for host in hosts.values())  # under the IDs, not the addresses
 
-    # the frontend's key changed, as a man in the middle's would: refused
-    lines = known_hosts.read_text().splitlines()
+    # the frontend's key changed, as a man in the middle's would: refused, the others still in
     frontend = ids[hosts["frontend"]["name"]]
-    forged = "AAAAC3NzaC1lZDI1NTE5AAAAIBUjQtWjI3D++Y+7hQvPOsPuIejtshknMqqrpkRgwp8p"
-    known_hosts.write_text("\n".join(f"{frontend} ssh-ed25519 {forged}" if line.startswith(frontend + " ") else line
-                                     for line in lines) + "\n")
+    subprocess.run(["ssh-keygen", "-R", frontend, "-f", str(known_hosts)], capture_output=True, check=True)
+    with known_hosts.open("a") as keys:
+        keys.write(f"{frontend} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBUjQtWjI3D++Y+7hQvPOsPuIejtshknMqqrpkRgwp8p\n")
+    env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(tmp_path / "cp-again")
     again = every_machine()
     assert again.returncode != 0
     assert f"{hosts['frontend']['name']} | UNREACHABLE" in again.stdout, again.stdout + again.stderr
