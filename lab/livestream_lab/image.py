@@ -50,6 +50,10 @@ Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
+# as a published AMI is: the point release and the security updates out when it was built
+# (debootstrap takes the suite alone); unattended-upgrades then finds only what came later
+apt-get update -q
+DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Options::=--force-confold upgrade
 printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' > /etc/hosts
 systemctl enable systemd-networkd
 # Debian's cloud images update the package lists and run unattended-upgrades soon after
