@@ -221,13 +221,13 @@ class StrictAPI:
     def _refusal(self, environ, action: str, params: dict[str, list[str]]) -> tuple[str, str] | None:
         """(code, message) of EC2's refusal of a call moto would accept, or None."""
         first = {key: values[0] for key, values in params.items() if values}
-        ec2 = _ec2_backend(environ)
         if action == "CreateSecurityGroup" and first.get("GroupName", "").startswith("sg-"):
             return "InvalidParameterValue", "Group names may not be in the format sg-*"
         if action == "ImportKeyPair":
             material = base64.b64decode(first.get("PublicKeyMaterial", "") + "==").decode(errors="replace")
             if material.startswith("ecdsa-"):
                 return "InvalidKey.Format", "Key is not in valid OpenSSH public key format"
+        ec2 = _ec2_backend(environ)
         dependency = _dependency(ec2, action, first)
         if dependency:
             return "DependencyViolation", dependency
@@ -250,10 +250,10 @@ class StrictAPI:
         token = params["ClientToken"][0]
         with self.lock:
             known = self.launches.get(token)
+            if known is not None:
+                self.counts["token_reused"] += 1
         if known is None:
             return None
-        with self.lock:
-            self.counts["token_reused"] += 1
         first_parameters, first_answer = known
         if first_parameters != self._launch_parameters(params):
             return _xml_answer("400 Bad Request", _ec2_error_body(

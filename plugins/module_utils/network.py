@@ -84,13 +84,13 @@ class Network:
             params["AvailabilityZone"] = zone
         return self.ec2.create_subnet(aws_retry=True, **params)["Subnet"], True
 
-    def public_addresses(self, subnet, tier):
+    def public_addresses(self, subnet):
         """Instances launched in the public subnet get a public address."""
         if subnet.get("MapPublicIpOnLaunch"):
             return
         self.changes.record(
-            f"give instances launched in {resource_name(self.name, tier)} a public address",
-            f"{tier} subnet map_public_ip_on_launch", False, True,
+            f"give instances launched in {resource_name(self.name, 'public')} a public address",
+            "public subnet map_public_ip_on_launch", False, True,
         )
         if not self.changes.check_mode:
             self.ec2.modify_subnet_attribute(SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": True}, aws_retry=True)
@@ -187,7 +187,7 @@ def ensure_network(module, ec2, changes, name, vpc_cidr, public_subnet_cidr, pri
         new_subnets = [s["SubnetId"] for s, new in ((public, public_is_new), (private, private_is_new)) if new and s["SubnetId"]]
         if new_subnets:
             wait_for(ec2, "subnet_available", SubnetIds=new_subnets)
-        network.public_addresses(public, "public")
+        network.public_addresses(public)
         step = f"the route tables of stack {name!r}"
         route_tables = {
             "public": network.routes(tables["public"], "public", public["SubnetId"], igw),

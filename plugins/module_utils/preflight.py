@@ -18,7 +18,6 @@ except ImportError:
 from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import find_hosted_zone
 from ansible_collections.livestream.aws.plugins.module_utils.stack import AMI_FAMILIES
-from ansible_collections.livestream.aws.plugins.module_utils.stack import NO_REGION
 from ansible_collections.livestream.aws.plugins.module_utils.stack import find_image
 from ansible_collections.livestream.aws.plugins.module_utils.stack import image_search_description
 from ansible_collections.livestream.aws.plugins.module_utils.validation import admin_access_errors
@@ -40,9 +39,8 @@ def stack_input_options():
 
 def region_errors(region):
     """The region is one AWS has (botocore's own list, read offline): an unknown one would
-    otherwise end in an endpoint error that does not name it."""
-    if not region:
-        return [NO_REGION]
+    otherwise end in an endpoint error that does not name it. (No region at all stops the
+    module earlier, when it makes its client: stack.client.)"""
     session = botocore.session.get_session()
     known = {r for partition in session.get_available_partitions()
              for r in session.get_available_regions("ec2", partition_name=partition)}
