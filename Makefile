@@ -24,9 +24,10 @@ PYTHON ?= python3
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL := build/livestream-aws-$(VERSION).tar.gz
 
-# The working tree is importable as livestream.aws through a link of the checkout's own.
-COLLECTIONS := $(ROOT)/.collections
-COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/livestream/aws
+# The working tree is importable as livestream.aws through the committed link
+# collections/ansible_collections/livestream/aws -> ../../.. (also what lets
+# `ansible-playbook site.yml` run from the top of a clone: a playbook's adjacent collections).
+COLLECTIONS := $(ROOT)/collections
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
@@ -41,7 +42,7 @@ help:
 
 ## set-up ----------------------------------------------------------------------------
 
-setup: $(VENV)/.installed $(COLLECTION_LINK)
+setup: $(VENV)/.installed
 	@scripts/setup-host test
 
 setup-lab: setup $(TLS_VENV)/.installed
@@ -55,10 +56,6 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 $(TLS_VENV)/.installed: requirements-tls.txt
 	PYTHON=$(PYTHON) scripts/venv $(TLS_VENV) requirements-tls.txt
-
-$(COLLECTION_LINK):
-	mkdir -p $(dir $@)
-	ln -sfn $(ROOT) $@
 
 ## tests -----------------------------------------------------------------------------
 
@@ -85,7 +82,7 @@ sanity: setup
 	cp scripts/ansible-test-get-pip.py $(PIP_BOOTSTRAP)
 	ln -sfn $$($(BIN)/python -c 'import ansible_collections.amazon as m; print(list(m.__path__)[0])') \
 	  $(SANITY_ROOT)/amazon
-	git ls-files -z --cached --others --exclude-standard \
+	git ls-files -z --cached --others --exclude-standard -- . ':!collections' \
 	  | rsync -a --from0 --ignore-missing-args --files-from=- ./ $(SANITY_COPY)/
 	cd $(SANITY_COPY) && git init -q . \
 	  && ansible-test sanity --venv --python 3.11 --color no --truncate 0

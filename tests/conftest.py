@@ -15,9 +15,9 @@ from livestream_lab.moto import MotoServer
 from playbook import ROOT, Runner
 
 # Running `pytest` from the venv works like `make pytest`: the venv's tools first, the
-# working tree importable as livestream.aws (the link `make setup` puts in .collections).
+# working tree importable as livestream.aws (the link collections/ansible_collections/livestream/aws).
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".collections"))
+os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "collections"))
 os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
 
 

@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser("up", help="bring the lab up (idempotent)")
     up.add_argument("--no-checks", action="store_true", help="skip the checks of the bare machines")
     up.add_argument("--no-configure", action="store_true",
-                    help="leave the machines unconfigured (do not run playbooks/site.yml)")
+                    help="leave the machines unconfigured (do not run site.yml)")
     up.add_argument("--strict", action="store_true",
                     help="make the lab's API as strict as AWS's: new IDs unknown for 1.5 s, 15%% of calls throttled")
     commands.add_parser("down", help="remove every trace of the lab")

@@ -26,7 +26,9 @@ from .moto import MotoServer
 from .stack import Stack, describe
 from .system import MARKER, alive, lab_processes, output, run, stop
 
-SITE = config.REPOSITORY / "playbooks" / "site.yml"
+# the top of the checkout's site.yml, as a user of a clone runs it (the collection found as
+# that playbook's adjacent collections/, not through ANSIBLE_COLLECTIONS_PATH)
+SITE = config.REPOSITORY / "site.yml"
 
 
 def log(message: str) -> None:
@@ -266,8 +268,9 @@ def write_group_vars(lab: LabConfig, vpc: ipaddress.IPv4Network, summary: dict) 
 
 
 def configure(lab: LabConfig, vpc: ipaddress.IPv4Network, moto: MotoServer, summary: dict) -> None:
-    log("configuring the machines with playbooks/site.yml (the roles, through the inventory plugin)")
+    log("configuring the machines with site.yml (the roles, through the inventory plugin)")
     env = {**os.environ, **moto.environment()}
+    env.pop("ANSIBLE_COLLECTIONS_PATH", None)
     result = subprocess.run(
         ["ansible-playbook", "-i", summary["inventory"], str(SITE), "-e", json.dumps(configure_vars(lab, vpc, summary))],
         env=env, cwd=lab.state_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)

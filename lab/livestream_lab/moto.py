@@ -218,6 +218,73 @@ def tag_launched_interfaces() -> None:
     InstanceBackend.run_instances = run_instances
 
 
+def model_cpu_credits() -> None:
+    """A burstable instance's CPU credit option, as EC2 keeps it: launched with the request's
+    CreditSpecification, else its family's default (T2 standard, T3/T3a/T4g unlimited);
+    read by DescribeInstanceCreditSpecifications (standard for any other type), changed by
+    ModifyInstanceCreditSpecification. A CreditSpecification for a type without credits is
+    refused (InstanceCreditSpecification.NotSupported). moto answers "standard" for every
+    instance and has no Modify call: a product that sets nothing, or sets it wrongly, would
+    pass against it."""
+    # pylint: disable-next=import-outside-toplevel
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import EC2ClientError  # pylint: disable=import-outside-toplevel
+    from moto.ec2.models.instance_types import INSTANCE_TYPES  # pylint: disable=import-outside-toplevel
+    from moto.ec2.responses.instances import InstanceResponse  # pylint: disable=import-outside-toplevel
+
+    def burstable(instance_type):
+        return bool(INSTANCE_TYPES.get(instance_type, {}).get("BurstablePerformanceSupported"))
+
+    def default(instance_type):
+        return "standard" if instance_type.startswith("t2.") else "unlimited"
+
+    def not_supported(instance_type):
+        return EC2ClientError("InstanceCreditSpecification.NotSupported",
+                              f"The {instance_type} instance type does not support T2 Unlimited.")
+
+    run = InstanceResponse.run_instances
+
+    def run_instances(self):
+        asked = (self._get_param("CreditSpecification") or {}).get("CpuCredits")
+        instance_type = self._get_param("InstanceType", "m1.small")
+        if asked and not burstable(instance_type):
+            raise not_supported(instance_type)
+        if asked not in (None, "standard", "unlimited"):
+            raise EC2ClientError("InvalidParameterValue", f"Invalid value '{asked}' for CpuCredits")
+        result = run(self)
+        for instance in result.result.instances:
+            if not hasattr(instance, "lab_cpu_credits"):  # a ClientToken's repeat keeps the first
+                instance.lab_cpu_credits = asked or default(instance.instance_type)
+        return result
+
+    def credits_of(instance):
+        if not burstable(instance.instance_type):
+            return "standard"
+        return getattr(instance, "lab_cpu_credits", default(instance.instance_type))
+
+    def describe_instance_credit_specifications(self):
+        instances = self.ec2_backend.describe_instance_credit_specifications(self._get_param("InstanceIds", []))
+        return ActionResult({"InstanceCreditSpecifications": [
+            {"InstanceId": instance.id, "CpuCredits": credits_of(instance)} for instance in instances]})
+
+    def modify_instance_credit_specification(self):
+        done, refused = [], []
+        for item in self._get_param("InstanceCreditSpecifications", []):
+            instance = self.ec2_backend.get_instance(item["InstanceId"])
+            if not burstable(instance.instance_type):
+                error = not_supported(instance.instance_type)
+                refused.append({"InstanceId": instance.id, "Error": {"Code": error.code, "Message": error.message}})
+                continue
+            instance.lab_cpu_credits = item["CpuCredits"]
+            done.append({"InstanceId": instance.id})
+        return ActionResult({"SuccessfulInstanceCreditSpecifications": done,
+                             "UnsuccessfulInstanceCreditSpecifications": refused})
+
+    InstanceResponse.run_instances = run_instances
+    InstanceResponse.describe_instance_credit_specifications = describe_instance_credit_specifications
+    InstanceResponse.modify_instance_credit_specification = modify_instance_credit_specification
+
+
 def serve(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m livestream_lab.moto")
     parser.add_argument("--public-block", required=True, type=ipaddress.IPv4Network)
@@ -240,6 +307,7 @@ def serve(argv: list[str] | None = None) -> None:
         setattr(module, name, generate)
     sign_bodiless_requests_as_sent()
     tag_launched_interfaces()
+    model_cpu_credits()
     os.environ.setdefault("MOTO_PORT", str(args.port))
     app = DomainDispatcherApplication(create_backend_app)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -136,6 +136,19 @@ options:
       - The size of each instance's root volume, in GiB.
     type: int
     default: 10
+  cpu_credits:
+    description:
+      - The CPU credit option of every instance whose type is burstable (T2, T3, T3a, T4g),
+        set at launch and put back on an instance changed since. Other types have no credits
+        and are left alone.
+      - V(unlimited) (AWS's own default for T3) never holds an instance below what it needs;
+        an encoder or a busy frontend that stays above the type's baseline (20% of each vCPU
+        for C(t3.small)) is billed for the surplus, at 0.05 USD a vCPU-hour in us-east-1.
+      - V(standard) never costs more than the instance; once its credits are spent, it is held
+        at the baseline, which stalls a live stream that needs more.
+    type: str
+    choices: [standard, unlimited]
+    default: unlimited
   wait_timeout:
     description:
       - How many seconds to wait for new or started instances to run.

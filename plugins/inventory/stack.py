@@ -39,6 +39,14 @@ description:
   - The configuration file must end in C(livestream.yml) or C(livestream.yaml), for
     example C(inventory/aws.livestream.yml).
 notes:
+  - A stack with no running or pending instances (before provisioning, after teardown) is one
+    warning line and empty C(bastion), C(frontend) and C(backend) groups, not an error.
+  - When the plugin cannot look for the stack at all (its configuration, credentials, region or
+    the AWS API), it says why in one warning line and sets C(livestream_inventory_error) on
+    C(all) with that message, rather than failing (which would have every other enabled
+    inventory plugin try this file and report its own failures); the collection's playbooks
+    stop on it before they do anything. Every play also sees C(livestream_inventory_stack), the
+    stack the inventory looks for.
   - The variables this plugin sets are inventory host variables. They win over
     C(group_vars/) files, and lose to C(host_vars/) files, play variables and extra variables
     (C(-e)). To change them for every host, set the matching option (O(users), O(default_user),
@@ -271,7 +279,9 @@ def proxy_command_args(user, address, port, key_file=None, extra_args=()):
     Ansible splits ``ansible_ssh_common_args`` with shlex, and ssh runs the ProxyCommand
     through the shell, hence one level of quoting for each.
     """
-    hop = ["ssh", "-W", "%h:%p", "-q", "-p", str(port)]
+    # not -q: when the bastion cannot reach the host, its "channel 0: open failed: ..." is what
+    # says which hop failed (livestream.aws.ssh_diagnosis reads it)
+    hop = ["ssh", "-W", "%h:%p", "-p", str(port)]
     if key_file:
         hop += ["-i", _ssh_config_literal(key_file), "-o", "IdentitiesOnly=yes"]
     hop += [_ssh_config_literal(arg) for arg in extra_args]
@@ -306,23 +316,37 @@ class InventoryModule(AWSInventoryBase):
         super().parse(inventory, loader, path, cache=cache)
 
         stack = self.get_option("stack_name")
-        error = stack_name_error(stack, "stack_name")
-        if error:
-            raise AnsibleError(error)
-        regions = self.get_option("regions") or [self.region]
-        if not all(regions):
-            raise AnsibleError(
-                f"no region to look for stack {stack!r} in: set the regions or region option, or AWS_REGION"
-            )
+        try:
+            error = stack_name_error(stack, "stack_name")
+            if error:
+                raise AnsibleError(error)
+            regions = self.get_option("regions") or [self.region]
+            if not all(regions):
+                raise AnsibleError(
+                    f"no region to look for stack {stack!r} in: set the regions or region option, or AWS_REGION"
+                )
 
-        query = {"format": CACHE_FORMAT, "stack": stack, "regions": regions}
-        found, data = self.get_cached_result(path, cache)
-        if not found or {key: data.get(key) for key in query} != query:
-            data = dict(query, **self._query(stack, regions))
-            # a stale entry for another stack must not survive under this path's key
-            cache = False
+            query = {"format": CACHE_FORMAT, "stack": stack, "regions": regions}
+            found, data = self.get_cached_result(path, cache)
+            if not found or {key: data.get(key) for key in query} != query:
+                data = dict(query, **self._query(stack, regions))
+                # a stale entry for another stack must not survive under this path's key
+                cache = False
+        except AnsibleError as e:
+            # This file is ours (its plugin: line says so), so no other inventory plugin should
+            # try it and report a page of its own failures: one line here, and the playbooks
+            # stop on livestream_inventory_error with it before they do anything.
+            self._populate_failed(stack, e.message)
+            return
         self._populate(stack, regions, data)
         self.update_cached_result(path, cache, data)
+
+    def _populate_failed(self, stack, message):
+        self.inventory.set_variable("all", "livestream_inventory_stack", stack)
+        self.inventory.set_variable("all", "livestream_inventory_error", message)
+        for role in ROLES:
+            self.inventory.add_group(role)
+        self.display.warning(f"livestream.aws.stack: {message}")
 
     def _client(self, region):
         return self.client("ec2", region=region, retry_decorator=AWSRetry.jittered_backoff())

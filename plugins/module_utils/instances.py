@@ -8,6 +8,7 @@ livestream.aws.stack."""
 from __future__ import annotations
 
 import hashlib
+import re
 
 try:
     import botocore
@@ -32,6 +33,14 @@ PLACEMENT = {
     "frontend": {"tier": "public", "public_address": True, "source_dest_check": True},
     "backend": {"tier": "private", "public_address": False, "source_dest_check": True},
 }
+
+
+# the burstable families (t2, t3, t3a, t4g, ...): the only ones with a CPU credit option
+BURSTABLE = re.compile(r"t\d[a-z]*\.")
+
+
+def burstable(instance_type):
+    return bool(BURSTABLE.match(instance_type or ""))
 
 
 def key_body(key):
@@ -71,7 +80,7 @@ def instance_facts(instance):
 class Instances:
     """``settings``: the options of livestream.aws.instances (image_id, root_device_name,
     ami_family, subnet_ids, security_group_ids, instance_types, root_volume_size,
-    ssh_public_key)."""
+    cpu_credits, ssh_public_key)."""
 
     def __init__(self, module, ec2, changes, name, settings):
         self.module = module
@@ -155,7 +164,10 @@ class Instances:
     def _run(self, role, instance_type, subnet_id, group_id, tags, token):
         place = PLACEMENT[role]
         what = resource_name(self.name, role)
+        # EC2 refuses a credit option for a type that has none (InstanceCreditSpecification.NotSupported)
+        credits = {"CreditSpecification": {"CpuCredits": self.params["cpu_credits"]}} if burstable(instance_type) else {}
         return self.ec2.run_instances(
+            **credits,
             ImageId=self.params["image_id"],
             InstanceType=instance_type,
             KeyName=self.key_name,
@@ -215,6 +227,32 @@ class Instances:
                 )
         return state != "running"
 
+    def put_credits_right(self, instances):
+        """The credit option of the stack's burstable instances (one call to read them all, one
+        to change those that differ): set at launch, but changeable by anyone since."""
+        wanted = self.params["cpu_credits"]
+        ids = {instance["InstanceId"]: role for role, instance in instances.items()
+               if instance.get("InstanceId") and burstable(instance.get("InstanceType"))}
+        if not ids:
+            return
+        found = {spec["InstanceId"]: spec.get("CpuCredits") for spec in self.ec2.describe_instance_credit_specifications(
+            InstanceIds=sorted(ids), aws_retry=True)["InstanceCreditSpecifications"]}
+        wrong = sorted(instance_id for instance_id in ids if found.get(instance_id) != wanted)
+        for instance_id in wrong:
+            role = ids[instance_id]
+            self.changes.record(f"set the CPU credits of {resource_name(self.name, role)} to {wanted}",
+                                f"{role} cpu_credits", found.get(instance_id), wanted)
+        if not wrong or self.changes.check_mode:
+            return
+        refused = self.ec2.modify_instance_credit_specification(
+            InstanceCreditSpecifications=[{"InstanceId": instance_id, "CpuCredits": wanted} for instance_id in wrong],
+            aws_retry=True,
+        ).get("UnsuccessfulInstanceCreditSpecifications", [])
+        if refused:
+            self.module.fail_json(msg="AWS refused the CPU credit option (cpu_credits, livestream_cpu_credits) " + "; ".join(
+                f"{wanted!r} for {resource_name(self.name, ids[item['InstanceId']])}: "
+                f"{item.get('Error', {}).get('Code')}: {item.get('Error', {}).get('Message')}" for item in refused))
+
 
 def instance_type_options():
     """The argument spec of the instance_types option (one type per role, with its default)."""
@@ -240,6 +278,7 @@ def ensure_instances(module, ec2, changes, name, settings, wait_timeout=600):
             wait_for(ec2, "instance_running", max_attempts=max(1, wait_timeout // 5), InstanceIds=to_wait)
             # addresses (the public one above all) are only final once the instance runs
             instances = stack.find()
+        stack.put_credits_right(instances)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, botocore.exceptions.WaiterError) as e:
         module.fail_json_aws(e, msg=f"Failed to make {step}")
     return stack.key_name, {role: instance_facts(instances.get(role, {})) for role in ROLES}

@@ -49,6 +49,7 @@ SSH_KEY = dict(
 INSTANCES = dict(
     instance_types=dict(type="dict", default={}, options=instance_type_options()),
     root_volume_size=dict(type="int", default=10),
+    cpu_credits=dict(type="str", choices=["standard", "unlimited"], default="unlimited"),
     wait_timeout=dict(type="int", default=600),
 )
 

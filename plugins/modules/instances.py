@@ -22,8 +22,11 @@ description:
     a second run nor a run after an interrupted one makes a second instance of a role. AWS
     answers a token used before with its first launch, a terminated instance included; an
     instance terminated since is replaced by a launch with a token derived from it.
+  - A burstable instance (T2, T3, T3a, T4g) is launched with the CPU credit option O(cpu_credits);
+    other types have none, and EC2 refuses one for them.
   - An existing instance is kept as it is, except that a stopped one is started, and the
-    bastion's source/destination check and the IMDSv2 requirement are put right. To move
+    bastion's source/destination check, the IMDSv2 requirement and the CPU credit option are
+    put right. To move
     an instance to another image or type, terminate it and run again.
   - When the key pair exists with another public key, it is replaced; instances already
     running keep the key they were launched with.

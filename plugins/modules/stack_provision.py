@@ -175,6 +175,7 @@ def main():
             security_group_ids=groups,
             instance_types=params["instance_types"],
             root_volume_size=params["root_volume_size"],
+            cpu_credits=params["cpu_credits"],
             ssh_public_key=params["ssh_public_key"],
         ),
         params["wait_timeout"],

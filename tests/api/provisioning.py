@@ -137,6 +137,21 @@ class Inventory:
         return plain(json.loads(proc.stdout))
 
     def error(self, config: dict, env: dict | None = None) -> str:
+        """What a stack the plugin finds but cannot make hosts of fails with."""
         proc = self.run("-i", str(self.write(config)), "--list", env=env)
         assert proc.returncode != 0, proc.stdout
         return " ".join(proc.stderr.split())
+
+    def unreadable(self, config: dict, env: dict | None = None) -> str:
+        """What the plugin says when it cannot look for the stack at all (configuration,
+        credentials, the API): one warning line, no hosts, and the same message in
+        livestream_inventory_error, on which the playbooks stop."""
+        proc = self.run("-i", str(self.write(config)), "--list", "--export", env=env)
+        assert proc.returncode == 0, proc.stderr
+        said = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(said) == 1, said
+        listing = plain(json.loads(proc.stdout))
+        assert not any(group.get("hosts") for group in listing.values() if isinstance(group, dict))
+        message = listing["all"]["vars"]["livestream_inventory_error"]
+        assert said[0] == f"[WARNING]: livestream.aws.stack: {message}", said
+        return message

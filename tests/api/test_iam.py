@@ -129,6 +129,9 @@ def test_the_deployer_policy_is_enough_and_every_action_in_it_is_needed(aws, dep
     assert counts(admin_ec2, "live") == COMPLETE
     groups = Inventory(tmp_path).list({"stack_name": "live"})
     assert [len(groups[role]["hosts"]) for role in ("bastion", "frontend", "backend")] == [1, 1, 1]
+    # the other CPU credit option: the running instances changed in place
+    changed = ansible.playbook(PROVISION, extra_vars={**stack, "livestream_cpu_credits": "standard"})
+    assert changed.returncode == 0 and changed.changed() == 1, changed.stdout[-3000:]
     tagged = {t["ResourceId"] for t in admin_ec2.describe_tags(Filters=[{"Name": "key", "Values": ["Stack"]}])["Tags"]}
     removed = ansible.playbook(TEARDOWN, extra_vars=stack)
     assert removed.returncode == 0, removed.stdout[-3000:]

@@ -130,6 +130,52 @@ def test_ubuntu_is_an_option(ec2, ansible, tmp_path):
     assert {tags(i)["AmiFamily"] for i in instances.values()} == {"ubuntu2404"}
 
 
+def cpu_credits(ec2, instances):
+    specs = ec2.describe_instance_credit_specifications(InstanceIds=[i["InstanceId"] for i in instances.values()])
+    by_id = {spec["InstanceId"]: spec["CpuCredits"] for spec in specs["InstanceCreditSpecifications"]}
+    return {role: by_id[instance["InstanceId"]] for role, instance in instances.items()}
+
+
+def test_cpu_credits_are_a_setting_kept_in_line(ec2, ansible, tmp_path):
+    """Launched with the setting (the lab's API, as EC2, keeps what the launch asked for),
+    an instance changed by hand is put back (check mode and diff say so first), and the
+    other choice is one variable away."""
+    stack = stack_vars(tmp_path)
+    assert ansible.playbook(PROVISION, extra_vars=stack).returncode == 0
+    instances = instances_by_role(ec2, "live")
+    assert cpu_credits(ec2, instances) == {"bastion": "unlimited", "frontend": "unlimited", "backend": "unlimited"}
+
+    backend = instances["backend"]["InstanceId"]
+    ec2.modify_instance_credit_specification(
+        InstanceCreditSpecifications=[{"InstanceId": backend, "CpuCredits": "standard"}])
+    check = ansible.playbook(PROVISION, "--diff", check=True, extra_vars=stack)
+    provision = check.task(LAUNCHING_TASK[PROVISION])
+    assert provision["actions"] == ["set the CPU credits of live-backend to unlimited"]
+    assert (provision["diff"]["before"]["backend cpu_credits"], provision["diff"]["after"]["backend cpu_credits"]) \
+        == ("standard", "unlimited")
+    assert cpu_credits(ec2, instances)["backend"] == "standard"
+
+    assert ansible.playbook(PROVISION, extra_vars=stack).changed() == 1
+    assert cpu_credits(ec2, instances)["backend"] == "unlimited"
+
+    standard = {**stack, "livestream_cpu_credits": "standard"}
+    assert ansible.playbook(PROVISION, extra_vars=standard).changed() == 1
+    assert set(cpu_credits(ec2, instances).values()) == {"standard"}
+    assert ansible.playbook(PROVISION, extra_vars=standard).changed() == 0
+
+
+def test_a_type_without_cpu_credits_is_launched_and_kept_without_them(ec2, ansible, tmp_path):
+    """EC2 refuses a credit option for a type that has none (the lab's API too): such a
+    backend launches, and a second run leaves it be."""
+    stack = stack_vars(tmp_path, livestream_instance_types={"backend": "c6i.large"})
+
+    first = ansible.playbook(PROVISION, extra_vars=stack)
+
+    assert first.returncode == 0, first.failure_messages()
+    assert instances_by_role(ec2, "live")["backend"]["InstanceType"] == "c6i.large"
+    assert ansible.playbook(PROVISION, extra_vars=stack).changed() == 0
+
+
 def appeared(ec2, kind):
     """Has the stack's first ``kind`` been made? (one call: the poll must be quick)"""
     tagged = [{"Name": "tag:Stack", "Values": ["live"]}]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 from playbook import ROOT
 from provisioning import PROVISION, census, stack_vars
@@ -24,7 +25,7 @@ def test_site_refuses_an_inventory_that_looks_for_another_stack_before_making_an
 
     assert result.returncode != 0
     (message,) = result.failure_messages()
-    assert "looks for stack other but this run would provision live" in message
+    assert "looks for stack other but this run's settings name live" in message
     assert "LIVESTREAM_STACK=live" in message
     assert not any(census(ec2, "live").values())
 
@@ -68,3 +69,55 @@ def test_livestream_stack_names_the_stack_for_playbook_and_inventory(aws, ansibl
     )
     groups = json.loads(listed.stdout)
     assert sorted(groups["stack_demo"]["hosts"]) == ["demo-backend", "demo-bastion", "demo-frontend"]
+
+
+def clone_of_this_checkout(tmp_path) -> Path:
+    """What `git clone` of this working tree gives: its tracked and new files, links as links."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, check=True).stdout
+    clone = tmp_path / "clone"
+    subprocess.run(["rsync", "-a", "--from0", "--ignore-missing-args", "--files-from=-", f"{ROOT}/", f"{clone}/"],
+                   input=files, check=True)
+    return clone
+
+
+def test_site_yml_runs_from_the_top_of_a_clone(aws, ansible, tmp_path, ec2):
+    """`ansible-playbook site.yml` in a clone, with nothing else set up (no ANSIBLE_CONFIG,
+    no collections path, no -i): the clone's ansible.cfg names the inventory plugin's
+    configuration and the clone is importable as livestream.aws. It gets as far as the
+    settings check (which uses the collection's filter), whose typo message proves both."""
+    clone = clone_of_this_checkout(tmp_path)
+    env = {key: value for key, value in ansible.env.items()
+           if key not in ("ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_STDOUT_CALLBACK")}
+    env["HOME"] = str(tmp_path / "home")  # no ~/.ansible/collections with another copy
+    settings = stack_vars(tmp_path, "live")
+    settings["livestream_admin_cidr"] = settings.pop("livestream_admin_cidrs")
+
+    run = subprocess.run(["ansible-playbook", "site.yml", "-e", json.dumps(settings)], cwd=clone, env=env,
+                         capture_output=True, text=True, timeout=300, check=False)
+
+    assert run.returncode != 0
+    assert "unknown variable livestream_admin_cidr (did you mean livestream_admin_cidrs?)" in run.stdout, run.stdout
+    assert "not a livestream.aws.stack configuration" not in run.stdout
+    assert not any(census(ec2, "live").values())
+
+
+def test_site_stops_on_an_inventory_that_cannot_ask_aws_naming_why(aws, ansible, tmp_path, ec2):
+    """Without credentials the inventory says so in one line and site.yml stops on it,
+    rather than going on to provision a stack it could not find afterwards."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        ansible.env.pop(name)
+    ansible.env.update({"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                        "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true"})
+
+    result = ansible.playbook(SITE, inventory=inventory_for(tmp_path, "live"), extra_vars=stack_vars(tmp_path, "live"))
+
+    assert result.returncode != 0
+    (message,) = result.failure_messages()
+    assert message.startswith("The inventory could not look for the stack: No AWS credentials to look up stack 'live'")
+    # one line from the inventory (and Ansible's own, that only localhost is left), no
+    # other inventory plugin's failures to parse the file
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert len([line for line in warnings if "livestream.aws.stack:" in line]) == 1, warnings
+    assert "Failed to parse" not in result.stderr, result.stderr
+    assert not any(census(ec2, "live").values())

@@ -40,6 +40,8 @@ BAD_INPUTS = {
     ),
     "no admin CIDR at all": ({"livestream_admin_cidrs": []}, "admin CIDRs are empty"),
     "unknown AMI family": ({"livestream_ami_family": "centos7"}, "centos7"),
+    "CPU credit option that is not one": (
+        {"livestream_cpu_credits": "burst"}, "value of cpu_credits must be one of: standard, unlimited, got: burst"),
     "bad stack name": ({"livestream_stack_name": "Live_Stream"}, "stack name 'Live_Stream' (name, livestream_stack_name) is not valid"),
     "instance type the zone does not offer": (
         {"livestream_availability_zone": "us-east-1e"},

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from playbook import Runner
 from lab_support import aws_environment, inventory_hosts, lab_identifiers, machine_names, snapshot, ssh
 from livestream_lab import config, lab as lab_flow, machines, network
 from livestream_lab.stack import clients, describe
@@ -142,6 +143,42 @@ def test_first_connections_take_new_host_keys_without_a_prompt_and_keep_them_per
     assert again.returncode != 0
     assert f"{hosts['frontend']['name']} | UNREACHABLE" in again.stdout, again.stdout + again.stderr
     assert f"{hosts['backend']['name']} | CHANGED" in again.stdout, again.stdout
+
+
+def test_a_failed_ssh_wait_says_which_hop_failed_and_why(lab, lab_config, tmp_path):
+    """configure.yml's wait for ssh, as a user meets it: from an address outside the admin
+    CIDRs the bastion's security group drops ssh (the hop from this machine times out), and a
+    key other than the instances' is refused at the backend's login, behind the bastion.
+    Each host's failure names its hop, ssh's words and the setting to change."""
+    hosts = inventory_hosts(lab_config)
+    other_key = tmp_path / "other_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)], check=True)
+    broken = tmp_path / "broken.yml"
+    broken.write_text(json.dumps({"all": {"hosts": {
+        hosts["bastion"]["name"]: {"ansible_ssh_extra_args": f"-o BindAddress={lab_config.outsider_address}"},
+        hosts["backend"]["name"]: {"ansible_ssh_private_key_file": str(other_key)},
+    }}}))
+    admin = f"{lab_config.internet_address}/32"
+    runner = Runner(tmp_path, env={**os.environ, "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp")})
+
+    result = runner.playbook(
+        config.REPOSITORY / "playbooks" / "configure.yml", "-i", str(broken),
+        "--limit", f"{hosts['bastion']['name']},{hosts['backend']['name']},localhost",
+        inventory=lab["inventory"],
+        extra_vars={"livestream_stack_name": lab_config.stack, "livestream_admin_cidrs": [admin],
+                    "livestream_ssh_wait_seconds": 40})
+
+    assert result.returncode != 0
+    stop = "Stop on what waiting cannot mend, or when the wait is over"
+    bastion = result.task(stop, host=hosts["bastion"]["name"])["msg"]
+    assert bastion.startswith(f"{hosts['bastion']['name']}: this machine could not reach {hosts['bastion']['public']}:22 "
+                              "(Connection timed out)"), bastion
+    assert f"this machine's public address is not in livestream_admin_cidrs ({admin})" in bastion
+    backend = result.task(stop, host=hosts["backend"]["name"])["msg"]
+    assert backend.startswith(f"{hosts['backend']['name']}: the login on {hosts['backend']['private']} was refused"), backend
+    assert "Permission denied (publickey)" in backend
+    assert f"the private key ssh offers ({other_key}) is not the private half" in backend
+    assert "livestream_ssh_public_key_file" in backend
 
 
 def test_the_domain_resolves_to_the_frontend_inside_the_lab_and_on_the_host(lab, lab_config):
