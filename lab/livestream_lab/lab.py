@@ -23,7 +23,7 @@ from pathlib import Path
 from . import config, image, machines, network, provision, services
 from .config import LabConfig
 from .moto import MotoServer
-from .stack import Stack, describe
+from .stack import Stack, clients, describe
 from .system import MARKER, alive, lab_processes, output, run, stop
 
 # the top of the checkout's site.yml, as a user of a clone runs it (the collection found as
@@ -72,7 +72,8 @@ def up(lab: LabConfig, checks: bool = True, configure_service: bool = True, stri
         log(f"the API is in strict mode: {strict_mode}")
     vpc = _free_block(state, "vpc_cidr", lab.default_vpc_cidr)
     provision.provision(lab, vpc, moto.environment(), log=log)
-    stack = describe(lab.stack, moto.environment())
+    delegate(lab, state, moto.environment())
+    stack = describe(lab.stack, moto.environment(), delegations=state["delegations"])
     if stack.vpc_cidr != vpc:
         state["vpc_cidr"] = str(stack.vpc_cidr)
     log(f"the API reports {len(stack.subnets)} subnets and {len(stack.instances)} instances in {stack.vpc_cidr}")
@@ -224,6 +225,20 @@ def write_inventory(lab: LabConfig, moto: MotoServer) -> None:
     inventory_path(lab).write_text(json.dumps(settings, indent=2) + "\n")
 
 
+def delegate(lab: LabConfig, state: "State", aws_env: dict[str, str]) -> None:
+    """What a user does at the domain's registrar after provisioning printed the new hosted
+    zone's name servers: the parent delegates to them (the lab's public DNS serves only
+    delegated zones, as the internet resolves only those)."""
+    _ec2, route53 = clients(aws_env)
+    zones = route53.list_hosted_zones_by_name(DNSName=lab.hosted_zone, MaxItems="1")["HostedZones"]
+    zone = next((z for z in zones if z["Name"].rstrip(".") == lab.hosted_zone), None)
+    if zone is None:
+        raise RuntimeError(f"provisioning left no hosted zone {lab.hosted_zone} to delegate")
+    servers = sorted(route53.get_hosted_zone(Id=zone["Id"])["DelegationSet"]["NameServers"])
+    state["delegations"] = {**(state["delegations"] or {}), lab.hosted_zone: servers}
+    log(f"the registrar delegates {lab.hosted_zone} to {' '.join(servers)}")
+
+
 def check(lab: LabConfig, stack: Stack, summary: dict) -> None:
     log("checking: ssh to every machine, the domain in DNS, a certificate from pebble over HTTP-01")
     playbook = Path(__file__).resolve().parents[1] / "playbooks" / "check.yml"
@@ -254,6 +269,9 @@ def configure_vars(lab: LabConfig, vpc: ipaddress.IPv4Network, summary: dict) ->
         "frontend_acme_directory": lab.acme_directory,
         "frontend_acme_ca_bundle": summary["acme_ca_bundle"],
         "livestream_credentials_dir": str(lab.state_dir / "credentials"),
+        # a certificate from this lab's pebble, kept where `down` takes it with the lab (the
+        # next lab's pebble has another CA)
+        "frontend_certificate_store": str(lab.state_dir / "certificates"),
         # site.yml's last play checks the streams over HTTPS from this host: trust pebble's root
         "livestream_verify_ca_path": summary["ca_cert"],
     }

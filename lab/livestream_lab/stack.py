@@ -129,7 +129,9 @@ def clients(aws_env: dict[str, str]):
     return session.client("ec2", endpoint_url=endpoint), session.client("route53", endpoint_url=endpoint)
 
 
-def describe(name: str, aws_env: dict[str, str]) -> Stack:
+def describe(name: str, aws_env: dict[str, str], delegations: dict[str, list[str]] | None = None) -> Stack:
+    """The stack as the API holds it; ``delegations`` (zone -> the name servers its parent
+    delegates to, as a registrar holds them) says which hosted zones the public DNS serves."""
     ec2, route53 = clients(aws_env)
     stack_filter = [{"Name": f"tag:{STACK_TAG}", "Values": [name]}]
     vpcs = ec2.describe_vpcs(Filters=stack_filter)["Vpcs"]
@@ -175,7 +177,7 @@ def describe(name: str, aws_env: dict[str, str]) -> Stack:
             public_keys[pair["KeyName"]] = pair.get("PublicKey", "").strip()
 
     stack = Stack(name, ipaddress.ip_network(vpc["CidrBlock"]), subnets, instances, public_keys)
-    stack.records = dns_records(stack, route53)
+    stack.records = dns_records(stack, route53, delegations or {})
     stack.security_groups = security_groups(stack, ec2.describe_security_groups(Filters=vpc_filter)["SecurityGroups"])
     return stack
 
@@ -214,16 +216,32 @@ def security_groups(stack: Stack, raw_groups: list[dict]) -> dict[str, SecurityG
             for group in raw_groups}
 
 
-def dns_records(stack: Stack, route53) -> dict[str, list[str]]:
-    """Name -> addresses: the Route 53 A records as they are (the domain to the frontend's
-    Elastic IP, which the lab's gateway translates as AWS's does), plus each instance's
-    private DNS name. Records that point at an address that is not the stack's are left
-    out, so a lab name never leads out of the lab.
+def delegated_zones(route53, delegations: dict[str, list[str]]) -> list[dict]:
+    """The public hosted zones the internet resolves: those whose parent delegates to the
+    name servers Route 53 gave them. A zone nobody delegated to (just created, or created
+    anew with other name servers) answers only when asked directly, as on AWS: no resolver
+    finds it, and no ACME server validates a name in it."""
+    served = []
+    for zone in route53.list_hosted_zones()["HostedZones"]:
+        if zone.get("Config", {}).get("PrivateZone"):
+            continue
+        wanted = sorted(delegations.get(zone["Name"].rstrip("."), []))
+        servers = sorted(route53.get_hosted_zone(Id=zone["Id"]).get("DelegationSet", {}).get("NameServers", []))
+        if wanted and wanted == servers:
+            served.append(zone)
+    return served
+
+
+def dns_records(stack: Stack, route53, delegations: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Name -> addresses: the Route 53 A records of the delegated zones as they are (the
+    domain to the frontend's Elastic IP, which the lab's gateway translates as AWS's does),
+    plus each instance's private DNS name. Records that point at an address that is not the
+    stack's are left out, so a lab name never leads out of the lab.
     """
     lab_address = {str(address) for pair in stack.public_to_private().items() for address in pair}
     lab_address |= {str(interface.address) for instance in stack.instances for interface in instance.interfaces}
     records: dict[str, list[str]] = {}
-    for zone in route53.list_hosted_zones()["HostedZones"]:
+    for zone in delegated_zones(route53, delegations):
         paginator = route53.get_paginator("list_resource_record_sets")
         for page in paginator.paginate(HostedZoneId=zone["Id"]):
             for record in page["ResourceRecordSets"]:

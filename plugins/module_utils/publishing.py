@@ -119,6 +119,17 @@ def find_a_record(route53, zone_id, domain):
     return None
 
 
+def name_servers(module, route53, zone_id):
+    """The name servers Route 53 gave the hosted zone: what its parent (the registrar) must
+    delegate to before the domain resolves anywhere, and so before Let's Encrypt can validate it."""
+    if not zone_id:
+        return []
+    try:
+        return sorted(route53.get_hosted_zone(Id=zone_id, aws_retry=True).get("DelegationSet", {}).get("NameServers", []))
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        module.fail_json_aws(e, msg=f"Failed to read the name servers of hosted zone {zone_id}")
+
+
 def ensure_dns_record(module, route53, changes, name, domain, zone_name, address, create_hosted_zone=False, ttl=300, wait=True):
     """Point the A record ``domain`` at ``address`` (and make the zone, if asked); return the zone's ID.
     ``domain`` and ``zone_name`` are normalized (lower case, no trailing dot)."""

@@ -74,6 +74,14 @@ hosted_zone_id:
   returned: success
   type: str
   sample: Z0123456789ABCDEFGHIJ
+name_servers:
+  description:
+    - With O(create_hosted_zone), the hosted zone's name servers, which its parent zone (the domain's
+      registrar) must delegate to before the name resolves; otherwise an empty list.
+  returned: success
+  type: list
+  elements: str
+  sample: ["ns-1234.awsdns-26.org", "ns-567.awsdns-06.net"]
 address:
   description: The address the name points at.
   returned: success
@@ -91,6 +99,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_dns_record
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import name_servers
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_record_tags
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
 from ansible_collections.livestream.aws.plugins.module_utils.stack import client
@@ -124,9 +133,10 @@ def main():
 
     changes = Changes(module)
     zone_name = normalize_dns_name(params["hosted_zone"])
+    route53 = client(module, "route53")
     zone_id = ensure_dns_record(
         module,
-        client(module, "route53"),
+        route53,
         changes,
         name,
         domain,
@@ -137,7 +147,8 @@ def main():
         wait=params["wait"],
     )
     ensure_record_tags(module, client(module, "ec2"), changes, name, address, domain, zone_name)
-    changes.exit_json(fqdn=domain, hosted_zone_id=zone_id, address=address)
+    servers = name_servers(module, route53, zone_id) if params["create_hosted_zone"] else []
+    changes.exit_json(fqdn=domain, hosted_zone_id=zone_id, address=address, name_servers=servers)
 
 
 if __name__ == "__main__":

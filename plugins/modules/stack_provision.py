@@ -110,10 +110,14 @@ frontend_address:
   type: dict
   sample: {"public_ip": "198.51.100.7", "allocation_id": "eipalloc-0123"}
 dns:
-  description: The published name (C(fqdn)) and its hosted zone (C(hosted_zone_id)).
+  description:
+    - The published name (C(fqdn)) and its hosted zone (C(hosted_zone_id)).
+    - With O(create_hosted_zone), also the zone's name servers (C(name_servers)), which its parent
+      zone (the domain's registrar) must delegate to; otherwise an empty list.
   returned: success
   type: dict
-  sample: {"fqdn": "live.example.com", "hosted_zone_id": "Z0123456789ABCDEFGHIJ"}
+  sample: {"fqdn": "live.example.com", "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
+           "name_servers": ["ns-1234.awsdns-26.org", "ns-567.awsdns-06.net"]}
 actions:
   description: What was changed (in check mode, what would be), one line each, in order.
   returned: always
@@ -131,6 +135,7 @@ from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.preflight import preflight
 from ansible_collections.livestream.aws.plugins.module_utils.preflight import stack_input_options
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_dns_record
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import name_servers
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_frontend_address
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import frontend_address
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_record_tags
@@ -198,7 +203,9 @@ def main():
         key_name=key_name,
         instances=instances,
         frontend_address={"public_ip": public_ip, "allocation_id": allocation_id},
-        dns={"fqdn": domain, "hosted_zone_id": zone_id},
+        dns={"fqdn": domain, "hosted_zone_id": zone_id,
+             # what to delegate the zone to, when provisioning may have made it
+             "name_servers": name_servers(module, route53, zone_id) if params["create_hosted_zone"] else []},
         **network,
     )
 

@@ -11,7 +11,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from conftest import observer
 from livestream_lab import config, strict
+from livestream_lab.stack import delegated_zones
 
 MOTO_OWN_BLOCKS = [ipaddress.ip_network("54.214.0.0/16"), ipaddress.ip_network("127.0.0.0/8")]
 
@@ -180,3 +182,20 @@ def test_a_launch_token_is_answered_with_its_first_launch(aws):
         ec2.run_instances(**{**launch, "InstanceType": "t3.small"})
     assert refused.value.response["Error"]["Code"] == "IdempotentParameterMismatch"
     assert len([i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]) == 1
+
+
+def test_the_lab_serves_a_hosted_zone_only_once_its_parent_delegates_to_it(aws):
+    """As the internet resolves: a zone nobody delegated to (just made, or made anew with other
+    name servers) is not found, and so no ACME server validates a name in it."""
+    route53 = observer(aws, "route53")
+
+    def zone(name):
+        made = route53.create_hosted_zone(Name=name, CallerReference=name)
+        return sorted(made["DelegationSet"]["NameServers"])
+
+    delegated, forgotten, moved = zone("live.test"), zone("new.test"), zone("moved.test")
+
+    served = delegated_zones(route53, {"live.test": delegated, "moved.test": ["ns-1.elsewhere.example"]})
+
+    assert [z["Name"].rstrip(".") for z in served] == ["live.test"]
+    assert forgotten and moved  # they have name servers; no parent points at them

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from playbook import ROOT
-from provisioning import PROVISION, census, stack_vars
+from provisioning import PROVISION, census, instances_by_role, route53, stack_vars
 
 SITE = ROOT / "playbooks" / "site.yml"
 
@@ -121,3 +121,27 @@ def test_site_stops_on_an_inventory_that_cannot_ask_aws_naming_why(aws, ansible,
     assert len([line for line in warnings if "livestream.aws.stack:" in line]) == 1, warnings
     assert "Failed to parse" not in result.stderr, result.stderr
     assert not any(census(ec2, "live").values())
+
+
+def test_site_prints_a_new_zones_name_servers_and_stops_before_the_certificate_until_it_is_delegated(
+        aws, ansible, tmp_path, ec2):
+    """A hosted zone provisioning makes resolves nowhere until its parent delegates to it: the
+    run prints its name servers, then waits (here not at all) for the domain to resolve to the
+    frontend before configuring anything, and stops saying what to do, naming them."""
+    settings = {**stack_vars(tmp_path, "live"), "livestream_dns_wait_seconds": 0}
+
+    result = ansible.playbook(SITE, inventory=inventory_for(tmp_path, "live"), extra_vars=settings)
+
+    assert result.returncode != 0
+    servers = route53(aws).get_hosted_zone(Id=result.task("Remember the stack for the plays that follow")
+                                           ["ansible_facts"]["livestream_provisioned"]["hosted_zone_id"])
+    servers = sorted(servers["DelegationSet"]["NameServers"])
+    assert servers
+    printed = result.task("The hosted zone's name servers (its parent must delegate to them)")["msg"]
+    assert printed[0] == f"hosted zone example.test is served by: {' '.join(servers)}"
+    (message,) = result.failure_messages()
+    frontend = instances_by_role(ec2, "live")["frontend"]["PublicIpAddress"]
+    assert message.startswith(f"livestream_domain live.example.test does not resolve to the frontend's address {frontend}")
+    assert f"set its NS records to {', '.join(servers)}, then run again" in message
+    # nothing was configured: the run stopped before the first machine was waited for
+    assert "Wait 40 seconds for ssh (the private hosts through the bastion)" not in result.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import observer
 from playbook import ROOT
 
 GALAXY = yaml.safe_load((ROOT / "galaxy.yml").read_text())
@@ -76,6 +78,41 @@ def test_offline_install_runs_a_module(installed, aws, tmp_path):
         cwd=tmp_path,
     )
     assert '"resource_count": 0' in out
+
+
+def test_the_readmes_commands_deploy_and_tear_down_outside_a_checkout(installed, aws, tmp_path):
+    """The README's way with the installed tarball: the shipped inventory configuration copied
+    next to one's playbooks, LIVESTREAM_STACK naming the stack, the playbooks by their
+    collection names, no ansible.cfg. Against the lab's API (no machines behind it) site.yml
+    provisions, prints the new zone's name servers and stops where the domain must resolve
+    before the certificate (nothing delegates the test zone); teardown removes it all."""
+    collection = Path(installed["ANSIBLE_COLLECTIONS_PATH"]) / "ansible_collections" / "livestream" / "aws"
+    work = tmp_path / "deploy"
+    work.mkdir()
+    shutil.copy(collection / "inventory" / "aws.livestream.yml", work)
+    key = tmp_path / "id_ed25519"
+    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
+    env = {name: value for name, value in installed.items() if name != "ANSIBLE_CONFIG"}
+    env.update(aws.environment(), HOME=str(tmp_path / "home"), LIVESTREAM_STACK="demo")
+    settings = ["-e", "livestream_hosted_zone=example.test", "-e", "livestream_create_hosted_zone=true",
+                "-e", '{"livestream_admin_cidrs": ["203.0.113.7/32"]}', "-e", f"livestream_ssh_public_key_file={key}.pub"]
+
+    site = subprocess.run(["ansible-playbook", "-i", "aws.livestream.yml", "livestream.aws.site", *settings,
+                           "-e", "livestream_dns_wait_seconds=0"],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+    assert site.returncode != 0
+    assert "hosted zone example.test is served by: " in site.stdout, site.stdout[-3000:]
+    assert "livestream_domain demo.example.test does not resolve to the frontend's address" in site.stdout
+    ec2 = observer(aws, "ec2")
+    tagged = [{"Name": "tag:Stack", "Values": ["demo"]}, {"Name": "instance-state-name", "Values": ["running"]}]
+    assert len([i for r in ec2.describe_instances(Filters=tagged)["Reservations"] for i in r["Instances"]]) == 3
+
+    down = subprocess.run(["ansible-playbook", "-i", "aws.livestream.yml", "livestream.aws.teardown", *settings],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+    assert down.returncode == 0, down.stdout[-3000:]
+    assert ec2.describe_vpcs(Filters=[{"Name": "tag:Stack", "Values": ["demo"]}])["Vpcs"] == []
 
 
 @pytest.mark.parametrize(

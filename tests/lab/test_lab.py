@@ -166,7 +166,7 @@ def test_a_failed_ssh_wait_says_which_hop_failed_and_why(lab, lab_config, tmp_pa
         "--limit", f"{hosts['bastion']['name']},{hosts['backend']['name']},localhost",
         inventory=lab["inventory"],
         extra_vars={"livestream_stack_name": lab_config.stack, "livestream_admin_cidrs": [admin],
-                    "livestream_ssh_wait_seconds": 40})
+                    "livestream_ssh_wait_seconds": 20})
 
     assert result.returncode != 0
     stop = "Stop on what waiting cannot mend, or when the wait is over"
