@@ -89,6 +89,7 @@ class Instances:
         self.name = name
         self.key_name = resource_name(self.name, "key")
         self.changes = changes
+        self.launched_as_nat = []
 
     def key_pair(self):
         wanted = key_body(self.params["ssh_public_key"])
@@ -155,11 +156,16 @@ class Instances:
         else:
             self.module.fail_json(msg=f"AWS answered {RELAUNCHES} launches of {what} with terminated instances")
         if not place["source_dest_check"]:
-            # a NAT instance forwards packets that are neither from nor to itself
-            self.ec2.modify_instance_attribute(
-                InstanceId=instance["InstanceId"], SourceDestCheck={"Value": False}, aws_retry=True
-            )
+            # a NAT instance forwards packets that are neither from nor to itself; turned off
+            # once it runs (its ID known to EC2 by then), so the other launches need not wait
+            self.launched_as_nat.append(instance["InstanceId"])
         return instance
+
+    def finish_launches(self):
+        """What a launch cannot set and a new ID must be known for: the NAT instance's
+        source/destination check (put_right puts it right if a run stops before this)."""
+        for instance_id in self.launched_as_nat:
+            self.ec2.modify_instance_attribute(InstanceId=instance_id, SourceDestCheck={"Value": False}, aws_retry=True)
 
     def _run(self, role, instance_type, subnet_id, group_id, tags, token):
         place = PLACEMENT[role]
@@ -276,6 +282,7 @@ def ensure_instances(module, ec2, changes, name, settings, wait_timeout=600):
         to_wait = [instance_id for instance_id in to_wait if instance_id]
         if to_wait and not module.check_mode:
             wait_for(ec2, "instance_running", max_attempts=max(1, wait_timeout // 5), InstanceIds=to_wait)
+            stack.finish_launches()
             # addresses (the public one above all) are only final once the instance runs
             instances = stack.find()
         stack.put_credits_right(instances)

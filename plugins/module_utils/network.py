@@ -156,8 +156,12 @@ class Network:
         return table_id
 
 
-def ensure_network(module, ec2, changes, name, vpc_cidr, public_subnet_cidr, private_subnet_cidr, availability_zone=None):
-    """Make the stack's network what it should be; return its IDs (null in check mode for what would be created)."""
+def ensure_network(module, ec2, changes, name, vpc_cidr, public_subnet_cidr, private_subnet_cidr, availability_zone=None,
+                   while_subnets_settle=None, route_tables=None):
+    """Make the stack's network what it should be; return its IDs (null in check mode for what
+    would be created). ``while_subnets_settle(vpc_id)`` makes what else needs only the VPC (the
+    security groups) in the subnets' level, before the wait for them. ``route_tables``, a dict,
+    receives the two tables by tier as found or made (for ensure_nat_route, in the same run)."""
     network = Network(module, ec2, name, changes)
     # Made level by level, what depends on nothing first: a new ID may be unknown to other
     # calls for a moment after its create call (EC2's eventual consistency), so each level
@@ -181,8 +185,12 @@ def ensure_network(module, ec2, changes, name, vpc_cidr, public_subnet_cidr, pri
         step = f"the route tables of stack {name!r}"
         existing = [] if vpc_is_new else ec2.describe_route_tables(Filters=in_vpc, aws_retry=True)["RouteTables"]
         tables = {tier: network.route_table(existing, tier, vpc_id) for tier in ("public", "private")}
+        if route_tables is not None:
+            route_tables.update(tables)
         step = f"the internet gateway of stack {name!r}"
         network.attach(igw, vpc_id)
+        if while_subnets_settle:
+            while_subnets_settle(vpc_id)
         step = f"the subnets of stack {name!r}"
         new_subnets = [s["SubnetId"] for s, new in ((public, public_is_new), (private, private_is_new)) if new and s["SubnetId"]]
         if new_subnets:
@@ -211,11 +219,14 @@ def ensure_network(module, ec2, changes, name, vpc_cidr, public_subnet_cidr, pri
     )
 
 
-def ensure_nat_route(module, ec2, changes, name, interface_id):
-    """Point the private route table's default route at the bastion's interface; return the table's ID."""
+def ensure_nat_route(module, ec2, changes, name, interface_id, table=None):
+    """Point the private route table's default route at the bastion's interface; return the
+    table's ID. ``table``: the private table as ensure_network found or made it in this run
+    (else it is looked up)."""
     table_name = resource_name(name, "private")
     try:
-        tables = ec2.describe_route_tables(Filters=named_filters(name, "private"), aws_retry=True)["RouteTables"]
+        tables = [table] if table else ec2.describe_route_tables(
+            Filters=named_filters(name, "private"), aws_retry=True)["RouteTables"]
         if len(tables) > 1:
             module.fail_json(msg=f"stack {name!r} has {len(tables)} route tables named {table_name!r}: {[t['RouteTableId'] for t in tables]}")
         if not tables and not module.check_mode:

@@ -119,20 +119,12 @@ def find_a_record(route53, zone_id, domain):
     return None
 
 
-def name_servers(module, route53, zone_id):
-    """The name servers Route 53 gave the hosted zone: what its parent (the registrar) must
-    delegate to before the domain resolves anywhere, and so before Let's Encrypt can validate it."""
-    if not zone_id:
-        return []
-    try:
-        return sorted(route53.get_hosted_zone(Id=zone_id, aws_retry=True).get("DelegationSet", {}).get("NameServers", []))
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to read the name servers of hosted zone {zone_id}")
-
-
 def ensure_dns_record(module, route53, changes, name, domain, zone_name, address, create_hosted_zone=False, ttl=300, wait=True):
-    """Point the A record ``domain`` at ``address`` (and make the zone, if asked); return the zone's ID.
+    """Point the A record ``domain`` at ``address`` (and make the zone, if asked); return the
+    zone's ID and, when this run made the zone, its name servers (what the zone's parent, the
+    domain's registrar, must delegate to before the domain resolves anywhere; empty otherwise).
     ``domain`` and ``zone_name`` are normalized (lower case, no trailing dot)."""
+    servers = []
     step = f"the hosted zone {zone_name}"
     try:
         zone_id = find_hosted_zone(module, route53, zone_name)
@@ -144,12 +136,14 @@ def ensure_dns_record(module, route53, changes, name, domain, zone_name, address
                 )
             changes.record(f"create hosted zone {zone_name}", "hosted zone", "absent", zone_name)
             if not module.check_mode:
-                zone_id = route53.create_hosted_zone(
+                made = route53.create_hosted_zone(
                     Name=zone_name,
                     CallerReference=f"livestream-{name}-{uuid.uuid4()}",
                     HostedZoneConfig={"Comment": f"livestream stack {name}", "PrivateZone": False},
                     aws_retry=True,
-                )["HostedZone"]["Id"].split("/")[-1]
+                )
+                zone_id = made["HostedZone"]["Id"].split("/")[-1]
+                servers = sorted(made.get("DelegationSet", {}).get("NameServers", []))
                 # the tag is how teardown knows the zone is the stack's to delete
                 route53.change_tags_for_resource(
                     ResourceType="hostedzone",
@@ -184,4 +178,4 @@ def ensure_dns_record(module, route53, changes, name, domain, zone_name, address
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, botocore.exceptions.WaiterError) as e:
         module.fail_json_aws(e, msg=f"Failed to publish {domain} of stack {name!r}: {step}")
 
-    return zone_id
+    return zone_id, servers

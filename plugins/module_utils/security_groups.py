@@ -84,67 +84,97 @@ def describe_rule(rule, names):
     return f"{what} from {source}"
 
 
+class SecurityGroups:
+    """The stack's three groups, in two steps: ``make`` (find them, create those missing) and
+    ``rules`` (their ingress, which names the groups themselves). A group made just now may be
+    unknown to other calls for a moment (EC2's eventual consistency): provisioning makes them
+    while the subnets settle, so that their IDs are known by the time the rules name them."""
+
+    def __init__(self, module, ec2, changes, name, private_subnet_cidr, admin_cidrs):
+        self.module = module
+        self.ec2 = ec2
+        self.changes = changes
+        self.name = name
+        self.private_subnet_cidr = private_subnet_cidr
+        self.admin_cidrs = admin_cidrs
+        self.names = {role: resource_name(name, role) for role in ROLES}
+        self.vpc_id = None
+        self.groups = {}
+
+    def make(self, vpc_id):
+        self.vpc_id = vpc_id
+        module, ec2, name = self.module, self.ec2, self.name
+        try:
+            found = []
+            if vpc_id:
+                found = ec2.describe_security_groups(Filters=stack_filters(name, {"vpc-id": vpc_id}), aws_retry=True)["SecurityGroups"]
+            for role in ROLES:
+                mine = [g for g in found if tags_of(g).get("Name") == self.names[role]]
+                if len(mine) > 1:
+                    module.fail_json(msg=f"stack {name!r} has {len(mine)} security groups named {self.names[role]!r}: "
+                                     f"{[g['GroupId'] for g in mine]}")
+                if mine:
+                    self.groups[role] = mine[0]
+                    continue
+                self.changes.record(f"create security group {self.names[role]}", f"{role} group", "absent", "present")
+                if module.check_mode:
+                    self.groups[role] = {"GroupId": None, "IpPermissions": []}
+                    continue
+                self.groups[role] = {
+                    "GroupId": ec2.create_security_group(
+                        GroupName=self.names[role],
+                        Description=f"livestream {name} {role}: {DESCRIPTIONS[role]}",
+                        VpcId=vpc_id,
+                        TagSpecifications=tag_specifications(
+                            "security-group", stack_tags(name, role=role, resource_name=self.names[role])
+                        ),
+                        aws_retry=True,
+                    )["GroupId"],
+                    "IpPermissions": [],
+                }
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            module.fail_json_aws(e, msg=f"Failed to make the security groups of stack {name!r} in {vpc_id}")
+
+    def rules(self):
+        """Bring every group's ingress in line; return the group IDs by role (null in check
+        mode for a group that would be created)."""
+        ec2, groups = self.ec2, self.groups
+        group_ids = {role: group["GroupId"] for role, group in groups.items()}
+        names_by_id = {group_id: self.names[role] for role, group_id in group_ids.items() if group_id}
+        try:
+            for role, rules in wanted_rules(self.admin_cidrs, self.private_subnet_cidr, group_ids).items():
+                current = current_rules(groups[role])
+                missing = [rule for rule in rules if rule not in current]
+                extra = sorted(set(current) - set(rules), key=str)
+                if not missing and not extra:
+                    continue
+                self.changes.record(
+                    "; ".join(
+                        [f"allow {describe_rule(r, names_by_id)} into {self.names[role]}" for r in missing]
+                        + [f"revoke {describe_rule(r, names_by_id)} from {self.names[role]}" for r in extra]
+                    ),
+                    f"{role} ingress",
+                    sorted(describe_rule(r, names_by_id) for r in current),
+                    sorted(describe_rule(r, names_by_id) for r in rules),
+                )
+                if self.module.check_mode:
+                    continue
+                if extra:
+                    ec2.revoke_security_group_ingress(
+                        GroupId=group_ids[role], IpPermissions=[to_permission(r, current[r]) for r in extra], aws_retry=True
+                    )
+                if missing:
+                    ec2.authorize_security_group_ingress(
+                        GroupId=group_ids[role], IpPermissions=[to_permission(r, rules[r]) for r in missing], aws_retry=True
+                    )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            self.module.fail_json_aws(e, msg=f"Failed to make the security groups of stack {self.name!r} in {self.vpc_id}")
+        return group_ids
+
+
 def ensure_security_groups(module, ec2, changes, name, vpc_id, private_subnet_cidr, admin_cidrs):
     """Make the three groups and their rules what they should be; return their IDs by role
     (null in check mode for a group that would be created)."""
-    group_names = {role: resource_name(name, role) for role in ROLES}
-    try:
-        found = []
-        if vpc_id:
-            found = ec2.describe_security_groups(Filters=stack_filters(name, {"vpc-id": vpc_id}), aws_retry=True)["SecurityGroups"]
-        groups = {}
-        for role in ROLES:
-            mine = [g for g in found if tags_of(g).get("Name") == group_names[role]]
-            if len(mine) > 1:
-                module.fail_json(msg=f"stack {name!r} has {len(mine)} security groups named {group_names[role]!r}: {[g['GroupId'] for g in mine]}")
-            if mine:
-                groups[role] = mine[0]
-                continue
-            changes.record(f"create security group {group_names[role]}", f"{role} group", "absent", "present")
-            if module.check_mode:
-                groups[role] = {"GroupId": None, "IpPermissions": []}
-                continue
-            groups[role] = {
-                "GroupId": ec2.create_security_group(
-                    GroupName=group_names[role],
-                    Description=f"livestream {name} {role}: {DESCRIPTIONS[role]}",
-                    VpcId=vpc_id,
-                    TagSpecifications=tag_specifications(
-                        "security-group", stack_tags(name, role=role, resource_name=group_names[role])
-                    ),
-                    aws_retry=True,
-                )["GroupId"],
-                "IpPermissions": [],
-            }
-
-        group_ids = {role: group["GroupId"] for role, group in groups.items()}
-        names_by_id = {group_id: group_names[role] for role, group_id in group_ids.items() if group_id}
-        for role, rules in wanted_rules(admin_cidrs, private_subnet_cidr, group_ids).items():
-            current = current_rules(groups[role])
-            missing = [rule for rule in rules if rule not in current]
-            extra = sorted(set(current) - set(rules), key=str)
-            if not missing and not extra:
-                continue
-            changes.record(
-                "; ".join(
-                    [f"allow {describe_rule(r, names_by_id)} into {group_names[role]}" for r in missing]
-                    + [f"revoke {describe_rule(r, names_by_id)} from {group_names[role]}" for r in extra]
-                ),
-                f"{role} ingress",
-                sorted(describe_rule(r, names_by_id) for r in current),
-                sorted(describe_rule(r, names_by_id) for r in rules),
-            )
-            if module.check_mode:
-                continue
-            if extra:
-                ec2.revoke_security_group_ingress(
-                    GroupId=group_ids[role], IpPermissions=[to_permission(r, current[r]) for r in extra], aws_retry=True
-                )
-            if missing:
-                ec2.authorize_security_group_ingress(
-                    GroupId=group_ids[role], IpPermissions=[to_permission(r, rules[r]) for r in missing], aws_retry=True
-                )
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to make the security groups of stack {name!r} in {vpc_id}")
-
-    return group_ids
+    groups = SecurityGroups(module, ec2, changes, name, private_subnet_cidr, admin_cidrs)
+    groups.make(vpc_id)
+    return groups.rules()

@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+import functools
+import random
 import re
 import time
 
 try:
+    import botocore.config
     import botocore.exceptions
     import botocore.loaders
     import botocore.waiter
@@ -243,9 +246,37 @@ def client(module, service, **retry):
     if not module.region:
         module.fail_json(msg=NO_REGION)
     codes = EVENTUALLY_CONSISTENT + THROTTLED + list(retry.pop("catch_extra_error_codes", []))
-    # from a quarter second up: a new ID is usually known within a second or two
-    return module.client(service, retry_decorator=AWSRetry.jittered_backoff(
-        retries=12, delay=0.25, max_delay=15, catch_extra_error_codes=codes, **retry))
+    # From a quarter second up: a new ID is usually known within a second or two. botocore's
+    # own retries (legacy mode: up to 4, from a random second up) would come first and
+    # double every throttled call's wait: they are off, and a connection error is retried
+    # here instead. Waiters wait through throttling themselves (``waiter``). A user's
+    # aws_config still overrides this.
+    throttled_or_unknown = AWSRetry.jittered_backoff(
+        retries=12, delay=0.25, max_delay=15, catch_extra_error_codes=codes, **retry)
+    return module.client(
+        service,
+        retry_decorator=lambda call: retry_connection_errors(throttled_or_unknown(call)),
+        config=botocore.config.Config(retries={"total_max_attempts": 1}),
+    )
+
+
+CONNECTION_RETRIES = 4
+
+
+def retry_connection_errors(call):
+    """``call``, tried again (up to CONNECTION_RETRIES times, from a quarter second up, with
+    jitter) when the connection fails or times out, as botocore would have."""
+    @functools.wraps(call)
+    def retried(*args, **kwargs):
+        for attempt in range(CONNECTION_RETRIES + 1):
+            try:
+                return call(*args, **kwargs)
+            except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError):
+                if attempt == CONNECTION_RETRIES:
+                    raise
+                time.sleep(random.uniform(0, 0.25 * 2 ** attempt))
+        return None  # not reached
+    return retried
 
 
 class Changes:

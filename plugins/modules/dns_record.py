@@ -76,8 +76,8 @@ hosted_zone_id:
   sample: Z0123456789ABCDEFGHIJ
 name_servers:
   description:
-    - With O(create_hosted_zone), the hosted zone's name servers, which its parent zone (the domain's
-      registrar) must delegate to before the name resolves; otherwise an empty list.
+    - When this run made the hosted zone (O(create_hosted_zone)), its name servers, which its parent
+      zone (the domain's registrar) must delegate to before the name resolves; otherwise an empty list.
   returned: success
   type: list
   elements: str
@@ -99,7 +99,6 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_dns_record
-from ansible_collections.livestream.aws.plugins.module_utils.publishing import name_servers
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_record_tags
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
 from ansible_collections.livestream.aws.plugins.module_utils.stack import client
@@ -134,7 +133,7 @@ def main():
     changes = Changes(module)
     zone_name = normalize_dns_name(params["hosted_zone"])
     route53 = client(module, "route53")
-    zone_id = ensure_dns_record(
+    zone_id, servers = ensure_dns_record(
         module,
         route53,
         changes,
@@ -147,7 +146,6 @@ def main():
         wait=params["wait"],
     )
     ensure_record_tags(module, client(module, "ec2"), changes, name, address, domain, zone_name)
-    servers = name_servers(module, route53, zone_id) if params["create_hosted_zone"] else []
     changes.exit_json(fqdn=domain, hosted_zone_id=zone_id, address=address, name_servers=servers)
 
 

@@ -112,8 +112,9 @@ frontend_address:
 dns:
   description:
     - The published name (C(fqdn)) and its hosted zone (C(hosted_zone_id)).
-    - With O(create_hosted_zone), also the zone's name servers (C(name_servers)), which its parent
-      zone (the domain's registrar) must delegate to; otherwise an empty list.
+    - When this run made the hosted zone (O(create_hosted_zone)), also its name servers
+      (C(name_servers)), which its parent zone (the domain's registrar) must delegate to;
+      otherwise an empty list.
   returned: success
   type: dict
   sample: {"fqdn": "live.example.com", "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
@@ -135,11 +136,10 @@ from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.preflight import preflight
 from ansible_collections.livestream.aws.plugins.module_utils.preflight import stack_input_options
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_dns_record
-from ansible_collections.livestream.aws.plugins.module_utils.publishing import name_servers
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_frontend_address
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import frontend_address
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_record_tags
-from ansible_collections.livestream.aws.plugins.module_utils.security_groups import ensure_security_groups
+from ansible_collections.livestream.aws.plugins.module_utils.security_groups import SecurityGroups
 from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
 from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 from ansible_collections.livestream.aws.plugins.module_utils.validation import normalize_dns_name
@@ -159,12 +159,13 @@ def main():
     image, zone = preflight(module, ec2, route53)
 
     changes = Changes(module)
+    security_groups = SecurityGroups(module, ec2, changes, name, params["private_subnet_cidr"], params["admin_cidrs"])
+    described = {}  # the route tables as the network step found or made them: no second look
     network = ensure_network(
         module, ec2, changes, name, params["vpc_cidr"], params["public_subnet_cidr"], params["private_subnet_cidr"], zone,
+        while_subnets_settle=security_groups.make, route_tables=described,
     )
-    groups = ensure_security_groups(
-        module, ec2, changes, name, network["vpc"]["vpc_id"], params["private_subnet_cidr"], params["admin_cidrs"]
-    )
+    groups = security_groups.rules()
     # allocated before the instances launch: known to EC2 by the time it is associated
     address = frontend_address(module, ec2, changes, name)
     key_name, instances = ensure_instances(
@@ -185,12 +186,12 @@ def main():
         ),
         params["wait_timeout"],
     )
-    ensure_nat_route(module, ec2, changes, name, instances["bastion"]["network_interface_id"])
+    ensure_nat_route(module, ec2, changes, name, instances["bastion"]["network_interface_id"], described["private"])
     address = ensure_frontend_address(module, ec2, changes, name, instances["frontend"]["instance_id"], address)
     public_ip, allocation_id = address["PublicIp"], address["AllocationId"]
     domain = normalize_dns_name(params["domain"])
     zone_name = normalize_dns_name(params["hosted_zone"])
-    zone_id = ensure_dns_record(
+    zone_id, servers = ensure_dns_record(
         module, route53, changes, name, domain, zone_name, public_ip,
         create_hosted_zone=params["create_hosted_zone"], ttl=params["ttl"],
     )
@@ -203,9 +204,7 @@ def main():
         key_name=key_name,
         instances=instances,
         frontend_address={"public_ip": public_ip, "allocation_id": allocation_id},
-        dns={"fqdn": domain, "hosted_zone_id": zone_id,
-             # what to delegate the zone to, when provisioning may have made it
-             "name_servers": name_servers(module, route53, zone_id) if params["create_hosted_zone"] else []},
+        dns={"fqdn": domain, "hosted_zone_id": zone_id, "name_servers": servers},
         **network,
     )
 
