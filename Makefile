@@ -3,6 +3,7 @@
 #   make lab        bring up the whole service on this machine (moto + nspawn + pebble)
 #   make lab-down   remove every trace of the lab
 #   make test       lint, sanity, pytest suites, molecule scenarios
+#   make unit       tests/unit alone (no lab, no AWS API)
 #   make bench      every benchmark (prints figures, writes benchmarks/results/*.json)
 #   make build      the collection tarball in build/
 #
@@ -35,7 +36,7 @@ export PYTHONPATH := $(ROOT)/lab
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export LIVESTREAM_TLS_VENV := $(TLS_VENV)
 
-.PHONY: help setup setup-lab test lint sanity pytest molecule build lab lab-down bench clean
+.PHONY: help setup setup-lab test unit lint sanity pytest molecule build lab lab-down bench clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -89,6 +90,9 @@ sanity: setup
 
 pytest: setup-lab
 	pytest
+
+unit: setup
+	pytest tests/unit
 
 molecule: setup-lab
 	@shopt -s nullglob; found=0; \
