@@ -342,11 +342,16 @@ class InventoryModule(AWSInventoryBase):
         self.update_cached_result(path, cache, data)
 
     def _populate_failed(self, stack, message):
-        self.inventory.set_variable("all", "livestream_inventory_stack", stack)
+        self._announce(stack)
         self.inventory.set_variable("all", "livestream_inventory_error", message)
+        self.display.warning(f"livestream.aws.stack: {message}")
+
+    def _announce(self, stack):
+        # which stack this inventory holds, for every play (localhost included): site.yml
+        # checks it against the stack it is about to provision; and the role groups, empty or not
+        self.inventory.set_variable("all", "livestream_inventory_stack", stack)
         for role in ROLES:
             self.inventory.add_group(role)
-        self.display.warning(f"livestream.aws.stack: {message}")
 
     def _client(self, region):
         return self.client("ec2", region=region, retry_decorator=AWSRetry.jittered_backoff())
@@ -504,11 +509,7 @@ class InventoryModule(AWSInventoryBase):
             variables["livestream_host_bastion"] = bastion
 
     def _populate(self, stack, regions, data):
-        # which stack this inventory holds, for every play (localhost included): site.yml
-        # checks it against the stack it is about to provision
-        self.inventory.set_variable("all", "livestream_inventory_stack", stack)
-        for role in ROLES:
-            self.inventory.add_group(role)
+        self._announce(stack)
         if not data["instances"]:
             # before provisioning (or after teardown) this is normal: one line, not an error
             # that every other inventory plugin would then report on too

@@ -81,6 +81,26 @@ def stack_tags(name, role=None, resource_name=None, extra=None):
     return tags
 
 
+CONNECTION_RETRIES = 4
+
+
+def retry_connection_errors(call):
+    """``call``, tried again (up to CONNECTION_RETRIES times, from a quarter second up, with
+    jitter) when the connection fails or times out, as botocore would have: the collection's
+    clients have botocore's own retries off (``client``), so every way they call AWS (the
+    client's calls, paginators, waiters) goes through this."""
+    @functools.wraps(call)
+    def retried(*args, **kwargs):
+        for attempt in range(CONNECTION_RETRIES):
+            try:
+                return call(*args, **kwargs)
+            except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError):
+                time.sleep(random.uniform(0, 0.25 * 2 ** attempt))
+        return call(*args, **kwargs)
+    return retried
+
+
+@retry_connection_errors
 @AWSRetry.jittered_backoff()
 def _paginate(client, operation, key, **params):
     # paginators bypass the client's retry decorator: retry the whole listing instead
@@ -226,7 +246,7 @@ def wait_for(client, waiter_name, delay=5, max_attempts=120, **params):
     pause = 0.25
     while True:
         try:
-            check.wait(**params)
+            retry_connection_errors(check.wait)(**params)
             return
         except botocore.exceptions.WaiterError as e:
             # a failure state ends the wait at once; "not yet" waits on, until the deadline
@@ -258,25 +278,6 @@ def client(module, service, **retry):
         retry_decorator=lambda call: retry_connection_errors(throttled_or_unknown(call)),
         config=botocore.config.Config(retries={"total_max_attempts": 1}),
     )
-
-
-CONNECTION_RETRIES = 4
-
-
-def retry_connection_errors(call):
-    """``call``, tried again (up to CONNECTION_RETRIES times, from a quarter second up, with
-    jitter) when the connection fails or times out, as botocore would have."""
-    @functools.wraps(call)
-    def retried(*args, **kwargs):
-        for attempt in range(CONNECTION_RETRIES + 1):
-            try:
-                return call(*args, **kwargs)
-            except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError):
-                if attempt == CONNECTION_RETRIES:
-                    raise
-                time.sleep(random.uniform(0, 0.25 * 2 ** attempt))
-        return None  # not reached
-    return retried
 
 
 class Changes:
