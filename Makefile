@@ -32,7 +32,6 @@ COLLECTIONS := $(ROOT)/collections
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
-export PYTHONPATH := $(ROOT)/lab
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export LIVESTREAM_TLS_VENV := $(TLS_VENV)
 
@@ -49,11 +48,12 @@ setup: $(VENV)/.installed
 setup-lab: setup $(TLS_VENV)/.installed
 	@scripts/setup-host lab
 
-# each a link to a virtualenv in the machine's cache, shared by every checkout with the
-# same pins (scripts/venv)
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# the pinned requirements in a virtualenv in the machine's cache, shared by every checkout
+# with the same pins; .venv layers this checkout's lab and test support on it, importable
+# as installed packages (scripts/venv)
+$(VENV)/.installed: requirements.txt requirements-dev.txt scripts/venv
 	@scripts/setup-host test
-	PYTHON=$(PYTHON) scripts/venv $(VENV) requirements-dev.txt requirements.txt
+	PYTHON=$(PYTHON) scripts/venv --source lab --source tests/support $(VENV) requirements-dev.txt requirements.txt
 
 $(TLS_VENV)/.installed: requirements-tls.txt
 	PYTHON=$(PYTHON) scripts/venv $(TLS_VENV) requirements-tls.txt

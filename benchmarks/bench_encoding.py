@@ -31,11 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from service_lab import RESULTS, ROOT, Service  # noqa: F401  (puts tests/ and lab/ on the path)
-from lab_machines import (bench_service, lab_arguments, cgroup_cpu_seconds, host_cpu, host_info, unit_cgroup,  # noqa: E402
+from service_lab import RESULTS, ROOT, Service  # noqa: F401
+from lab_machines import (bench_service, lab_arguments, cgroup_cpu_seconds, host_cpu, host_info, unit_cgroup,
                           unit_cpu_seconds, unit_pids)
-from lab_support import stream_key  # noqa: E402
-from probes.hls import HlsClient, HlsError  # noqa: E402
+from livestream_testing.lab import stream_key
+from livestream_probes.hls import HlsClient, HlsError
 
 STACK = "bench-load"
 OUTPUT = RESULTS / "encoding.json"

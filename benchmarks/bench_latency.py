@@ -38,10 +38,9 @@ import time
 
 from service_lab import RESULTS, ROOT, Service, service_lab
 
-# pylint: disable=wrong-import-position,wrong-import-order
-from probes.browser import Browser  # noqa: E402  (service_lab puts tests/ on the path)
-from probes.hls import HlsClient, HlsError  # noqa: E402
-from probes.timestamp import DECODER_JS, segment_capture_times, stamp_filter  # noqa: E402
+from livestream_probes.browser import Browser
+from livestream_probes.hls import HlsClient, HlsError
+from livestream_probes.timestamp import DECODER_JS, segment_capture_times, stamp_filter
 
 STACK = "bench-latency"
 OUTPUT = RESULTS / "latency.json"

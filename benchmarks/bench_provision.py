@@ -32,11 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "lab"))
+from livestream_lab import strict
+from livestream_lab.moto import MotoServer
 
-from livestream_lab import strict  # noqa: E402  (the lab is not installed, it is on PYTHONPATH)
-from livestream_lab.moto import MotoServer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "benchmarks" / "results" / "provision.json"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBUjQtWjI3D++Y+7hQvPOsPuIejtshknMqqrpkRgwp8p bench@livestream"

@@ -41,10 +41,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service_lab import RESULTS, ROOT, Service  # noqa: F401  (puts tests/ and lab/ on the path)
-from lab_machines import (bench_service, lab_arguments, cgroup_cpu_seconds, host_cpu, host_info, in_network_of,  # noqa: E402
+from service_lab import RESULTS, ROOT, Service  # noqa: F401
+from lab_machines import (bench_service, lab_arguments, cgroup_cpu_seconds, host_cpu, host_info, in_network_of,
                           unit_cgroup, unit_pids)
-from probes.hls import HlsClient, run_viewers  # noqa: E402
+from livestream_probes.hls import HlsClient, run_viewers
 
 STACK = "bench-load"
 OUTPUT = RESULTS / "viewers.json"

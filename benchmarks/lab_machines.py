@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 from service_lab import Service, inventory_hosts, service_lab
-from livestream_lab import config  # noqa: E402  (on the path once service_lab is imported)
-from livestream_lab.machines import in_network_of, leader_pid, named_dir  # noqa: E402,F401  pylint: disable=unused-import
+from livestream_lab import config
+from livestream_lab.machines import in_network_of, leader_pid, named_dir  # noqa: F401  pylint: disable=unused-import
 
 CpuSampler = Callable[[], float]
 

@@ -5,8 +5,8 @@ encoding): up for the benchmark, down at its end, beside any other lab.
         service.ssh(service.machines["backend"]["name"], "uptime")
         service.configure(livestream_hls_fragment_seconds=5)   # site settings for one arm
 
-The benchmarks import the test probes (tests/probes) and the lab helpers the test suites
-use (tests/lab_support.py); this module puts tests/ on the path for them.
+The benchmarks use the probes (livestream_probes) and the lab helpers the test suites use
+(livestream_testing.lab), installed into the checkout's virtualenv by `make setup`.
 """
 
 from __future__ import annotations
@@ -21,13 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-for path in (ROOT / "tests", ROOT / "lab"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
 
-import lab_support  # noqa: E402
-from lab_support import inventory_hosts, ssh as lab_ssh  # noqa: E402
-from livestream_lab import config  # noqa: E402
+from livestream_lab import config
+from livestream_testing import lab as lab_support
+from livestream_testing.lab import inventory_hosts, ssh as lab_ssh
 
 
 @dataclass

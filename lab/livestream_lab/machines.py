@@ -128,8 +128,7 @@ def start(lab: LabConfig, stack: Stack, index: int, instance: Instance) -> None:
     for path in machine["cgroups"]:
         Path(path).mkdir(parents=True, exist_ok=True)
     pid = spawn([sys.executable, "-m", "livestream_lab.machines", str(base / "machine.json")],
-                str(lab.state_dir), base / "console.log",
-                env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                str(lab.state_dir), base / "console.log")
     supervisor_pid.write_text(str(pid))
 
 

@@ -81,8 +81,6 @@ class MotoServer:
             "MOTO_RECORDER_FILEPATH": str(self.recording_path),
             **self.extra_env,
         }
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
-                                                          env.get("PYTHONPATH")]))
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [sys.executable, "-m", "livestream_lab.moto", "--public-block", str(self.public_block),

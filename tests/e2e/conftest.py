@@ -9,7 +9,7 @@ import os
 import pytest
 
 from livestream_lab import config
-from service_fixtures import lab, machines, ssh, stream_key  # noqa: F401  pylint: disable=unused-import
+from livestream_testing.service import lab, machines, ssh, stream_key  # noqa: F401  pylint: disable=unused-import
 
 STACK = os.environ.get("LIVESTREAM_E2E_STACK", "e2e")
 

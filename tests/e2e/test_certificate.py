@@ -12,7 +12,7 @@ import stat
 import pytest
 
 from livestream_lab import config
-from playbook import Runner
+from livestream_testing.playbook import Runner
 
 pytestmark = pytest.mark.lab
 

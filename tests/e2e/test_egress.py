@@ -21,7 +21,7 @@ import time
 import boto3
 import pytest
 
-from lab_support import aws_environment
+from livestream_testing.lab import aws_environment
 
 pytestmark = pytest.mark.lab
 

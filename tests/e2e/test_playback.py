@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from probes import browser as browser_probe
-from probes.browser import Browser
+from livestream_probes import browser as browser_probe
+from livestream_probes.browser import Browser
 
 pytestmark = pytest.mark.lab
 

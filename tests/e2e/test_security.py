@@ -9,9 +9,9 @@ from xml.etree import ElementTree
 
 import pytest
 
-from lab_support import aws_environment
+from livestream_testing.lab import aws_environment
 from livestream_lab.stack import describe
-from probes.net import SILENT, UNREACHABLE, tcp_state
+from livestream_probes.net import SILENT, UNREACHABLE, tcp_state
 
 pytestmark = pytest.mark.lab
 

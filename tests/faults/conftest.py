@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import pytest
 
 from livestream_lab import config
-from probes.hls import HlsClient
-from service_fixtures import lab, machines, ssh  # noqa: F401  pylint: disable=unused-import
+from livestream_probes.hls import HlsClient
+from livestream_testing.service import lab, machines, ssh  # noqa: F401  pylint: disable=unused-import
 
 STACK = os.environ.get("LIVESTREAM_FAULTS_STACK", "faults")
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import pytest
 
-from lab_support import aws_environment
+from livestream_testing.lab import aws_environment
 from livestream_lab import lab as lab_flow
-from probes.hls import HlsClient, HlsError, Playlist
+from livestream_probes.hls import HlsClient, HlsError, Playlist
 
 pytestmark = pytest.mark.lab
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab_support import STACK, require_lab_host, snapshot
+from livestream_testing.lab import STACK, require_lab_host, snapshot
 from livestream_lab import config, lab as lab_flow, strict
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from playbook import Runner
-from lab_support import aws_environment, inventory_hosts, lab_identifiers, machine_names, snapshot, ssh
+from livestream_testing.playbook import Runner
+from livestream_testing.lab import aws_environment, inventory_hosts, lab_identifiers, machine_names, snapshot, ssh
 from livestream_lab import config, lab as lab_flow, machines, network
 from livestream_lab.stack import clients, describe
 from livestream_lab.system import lab_processes
@@ -354,8 +354,7 @@ def test_down_after_a_killed_up_leaves_no_trace(host_before):
     killed = config.load("labkill")
     lab_flow.down(killed)
     command = [sys.executable, "-m", "livestream_lab", "--stack", killed.stack, "up", "--no-checks", "--no-configure"]
-    env = {**os.environ, "PYTHONPATH": str(Path(lab_flow.__file__).resolve().parents[1])}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while not list((killed.state_dir / "machines").glob("*/supervisor.pid")):

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from probes import browser as browser_probe
-from probes.browser import Browser
-from probes.certs import throwaway_ca
-from probes.timestamp import DECODER_JS, stamp_filter
-from probes_support import SITE, ffmpeg_live_hls, https_server, static_handler
+from livestream_probes import browser as browser_probe
+from livestream_probes.browser import Browser
+from livestream_probes.certs import throwaway_ca
+from livestream_probes.timestamp import DECODER_JS, stamp_filter
+from livestream_testing.probe_servers import SITE, ffmpeg_live_hls, https_server, static_handler
 
 HLS_JS = Path(__file__).resolve().parents[2] / "roles" / "frontend" / "files" / "player" / "hls.min.js"
 

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from probes.certs import throwaway_ca
-from probes.hls import (HlsClient, HlsError, parse_playlist, process_cpu_seconds, ramp_viewers, run_viewers,
+from livestream_probes.certs import throwaway_ca
+from livestream_probes.hls import (HlsClient, HlsError, parse_playlist, process_cpu_seconds, ramp_viewers, run_viewers,
                         stat_cpu_ticks)
-from probes_support import SITE, SyntheticLive, https_server, static_handler
+from livestream_testing.probe_servers import SITE, SyntheticLive, https_server, static_handler
 
 MASTER = """#EXTM3U
 #EXT-X-STREAM-INF:BANDWIDTH=2928000,RESOLUTION=1280x720,CODECS="avc1.64001f,mp4a.40.2"

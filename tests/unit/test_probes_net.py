@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from probes.net import OPEN, REFUSED, open_ports, tcp_state
+from livestream_probes.net import OPEN, REFUSED, open_ports, tcp_state
 
 
 def test_open_and_refused_ports_are_told_apart():

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from probes.timestamp import (BLOCKS, decode_levels, decode_luma, segment_capture_times, stamp_filter, strip_bits,
+from livestream_probes.timestamp import (BLOCKS, decode_levels, decode_luma, segment_capture_times, stamp_filter, strip_bits,
                               strip_height)
 
 pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg (bindep profile test)")

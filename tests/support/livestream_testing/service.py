@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from lab_support import inventory_hosts, service_lab, ssh as lab_ssh, stream_key as read_stream_key
+from livestream_testing.lab import inventory_hosts, service_lab, ssh as lab_ssh, stream_key as read_stream_key
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from probes.certs import TlsFiles
+from livestream_probes.certs import TlsFiles
 
 SITE = "live.probe.test"
 
