@@ -10,8 +10,6 @@ from pathlib import Path
 
 import yaml
 
-from livestream_testing import ROOT
-
 
 @dataclass
 class Result:
