@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_STACK = "live"
+from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_name_error
+
 # the provisioning playbooks' own default, so that `make lab` and `site.yml` agree
-STACK_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+DEFAULT_STACK = "live"
 
 STATE_ROOT = Path(os.environ.get("LIVESTREAM_LAB_STATE", "/var/lib/livestream-lab"))
 CACHE_ROOT = Path(os.environ.get("LIVESTREAM_LAB_CACHE", "/var/cache/livestream-lab"))
@@ -49,10 +49,9 @@ class LabConfig:
     stack: str
 
     def __post_init__(self):
-        if not STACK_PATTERN.match(self.stack):
-            raise ValueError(
-                f"stack name {self.stack!r} is not valid: use 2 to 32 lowercase letters, digits and hyphens"
-            )
+        error = stack_name_error(self.stack, "--stack, LIVESTREAM_STACK")
+        if error:
+            raise ValueError(error)
 
     @property
     def tag(self) -> str:

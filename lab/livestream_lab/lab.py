@@ -129,7 +129,7 @@ def _refuse_name_clash(lab: LabConfig) -> None:
     if not config.STATE_ROOT.exists():
         return
     for other in config.STATE_ROOT.iterdir():
-        if other.name != lab.stack and other.is_dir() and config.STACK_PATTERN.match(other.name) \
+        if other.name != lab.stack and other.is_dir() and config.stack_name_error(other.name) is None \
                 and config.load(other.name).tag == lab.tag:
             raise RuntimeError(f"the lab {other.name!r} is up and its interface names would clash with "
                                f"{lab.stack!r}'s: take it down or choose another stack name")

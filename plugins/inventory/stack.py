@@ -219,27 +219,20 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible_collections.amazon.aws.plugins.plugin_utils.inventory import AWSInventoryBase
 
-from ansible_collections.livestream.aws.plugins.module_utils.stack import ROLE_TAG
-from ansible_collections.livestream.aws.plugins.module_utils.stack import ROLES
-from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_filters
-from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_name_error
+from ansible_collections.livestream.aws.plugins.module_utils.aws import paginate
+from ansible_collections.livestream.aws.plugins.module_utils.images import AMI_FAMILY_TAG
+from ansible_collections.livestream.aws.plugins.module_utils.naming import ROLE_TAG
+from ansible_collections.livestream.aws.plugins.module_utils.naming import ROLES
+from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_filters
+from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_name_error
 
 # Stopped instances cannot be reached, terminating ones are on their way out.
 REACHABLE_STATES = ["pending", "running"]
-# set by the provisioning modules: debian12, ubuntu2404, ...
-AMI_FAMILY_TAG = "AmiFamily"
 EC2_PREFIX = "ec2_"
 # the documented default of the users option, kept when the option names only some families
 DEFAULT_USERS = {"debian": "admin", "ubuntu": "ubuntu"}
 # The cached data's layout: a cache written by another layout is read from AWS again.
 CACHE_FORMAT = 1
-
-
-@AWSRetry.jittered_backoff()
-def _describe_instances(ec2, filters):
-    # paginators bypass the client's retry decorator: retry the whole listing instead
-    paginator = ec2.get_paginator("describe_instances")
-    return paginator.paginate(Filters=filters).build_full_result()["Reservations"]
 
 
 def _json_safe(data):
@@ -256,6 +249,41 @@ def os_family(image_name, ami_family_tag=None):
         return "ubuntu"
     tag = (ami_family_tag or "").lower()
     return next((family for family in ("debian", "ubuntu") if tag.startswith(family)), None)
+
+
+def direct_address(private_ip, public_ip, use_private_addresses):
+    """Where a host is reached unless it is reached through the bastion: at its public
+    address, or at its private one when it has none or the controller is inside the VPC."""
+    return private_ip if use_private_addresses or not public_ip else public_ip
+
+
+def pick_bastion(bastions):
+    """The one of ``bastions`` (name, state, launch time) to reach the others through: a
+    running one before a pending one, then the first launched; None when there is none."""
+    ranked = [(state != "running", launch_time, name) for name, state, launch_time in bastions]
+    return min(ranked)[2] if ranked else None
+
+
+def through_bastion(stack, host, public, bastion, bastion_public, use_private_addresses):
+    """Whether ``host`` (not the bastion, with a public address or not) is reached through
+    ``bastion`` (None: the stack has none) rather than directly; an AnsibleError when it can
+    be reached neither way. A bastion is of use when the controller can reach it: at its
+    public address, or at its private one from inside the VPC."""
+    usable = bastion and (bastion_public or use_private_addresses)
+    if public and not usable:
+        return False  # nothing to hop through: straight to its public address
+    if not bastion:
+        raise AnsibleError(
+            f"host {host!r} of stack {stack!r} has no public address and the stack has no running "
+            "bastion to reach it through; set jump_through_bastion: false if the controller can "
+            "reach the private subnet itself"
+        )
+    if not usable:
+        raise AnsibleError(
+            f"host {host!r} of stack {stack!r} must be reached through bastion {bastion!r}, which "
+            "has no public address; set use_private_addresses: true if the controller is inside the VPC"
+        )
+    return True
 
 
 def _ssh_config_literal(value):
@@ -365,7 +393,7 @@ class InventoryModule(AWSInventoryBase):
             found = []
             try:
                 filters = stack_filters(stack, {"instance-state-name": REACHABLE_STATES})
-                for reservation in _describe_instances(ec2, filters):
+                for reservation in paginate(ec2, "describe_instances", "Reservations", Filters=filters):
                     found.extend(reservation["Instances"])
                 image_ids = sorted({instance["ImageId"] for instance in found})
                 if image_ids:
@@ -423,7 +451,7 @@ class InventoryModule(AWSInventoryBase):
                 livestream_host_stack=stack,
                 livestream_host_role=tags.get(ROLE_TAG, ""),
                 livestream_host_os_family=family or "",
-                ansible_host=instance.get("PrivateIpAddress") if private_mode or not public else public,
+                ansible_host=direct_address(instance.get("PrivateIpAddress"), public, private_mode),
             )
             user = self._login_user(family)
             if user:
@@ -434,12 +462,11 @@ class InventoryModule(AWSInventoryBase):
         return hosts
 
     def _pick_bastion(self, hosts):
-        bastions = [
-            (variables["ec2_state"]["name"] != "running", variables["ec2_launch_time"], name)
+        return pick_bastion([
+            (name, variables["ec2_state"]["name"], variables["ec2_launch_time"])
             for name, (variables, _public) in hosts.items()
             if variables["livestream_host_role"] == "bastion"
-        ]
-        return min(bastions)[2] if bastions else None
+        ])
 
     def _known_hosts_file(self, stack):
         """The stack's known-hosts file, its directory made (private) when missing; None: none."""
@@ -466,8 +493,8 @@ class InventoryModule(AWSInventoryBase):
         bastion = self._pick_bastion(hosts)
         port = self.get_option("bastion_port")
         key_file = self.get_option("bastion_private_key_file") or self.get_option("ssh_private_key_file")
+        bastion_vars, bastion_public = hosts[bastion] if bastion else ({}, False)
         if bastion:
-            bastion_vars, bastion_public = hosts[bastion][0], hosts[bastion][1]
             if self.get_option("bastion_user"):
                 bastion_vars["ansible_user"] = self.get_option("bastion_user")
             if port != 22:
@@ -477,22 +504,9 @@ class InventoryModule(AWSInventoryBase):
         if not self.get_option("jump_through_bastion"):
             return
         for name, (variables, public) in hosts.items():
-            if name == bastion:
+            if name == bastion or not through_bastion(
+                    stack, name, public, bastion, bastion_public, self.get_option("use_private_addresses")):
                 continue
-            usable = bastion and (hosts[bastion][1] or self.get_option("use_private_addresses"))
-            if public and not usable:
-                continue  # nothing to hop through: straight to its public address
-            if not bastion:
-                raise AnsibleError(
-                    f"host {name!r} of stack {stack!r} has no public address and the stack has no running "
-                    "bastion to reach it through; set jump_through_bastion: false if the controller can "
-                    "reach the private subnet itself"
-                )
-            if not bastion_public and not self.get_option("use_private_addresses"):
-                raise AnsibleError(
-                    f"host {name!r} of stack {stack!r} must be reached through bastion {bastion!r}, which "
-                    "has no public address; set use_private_addresses: true if the controller is inside the VPC"
-                )
             # behind the bastion, a host is reached at its private address (see the description)
             variables["ansible_host"] = variables["ec2_private_ip_address"]
             hop_args = host_key_args(bastion_vars["ec2_instance_id"], known_hosts, checking)

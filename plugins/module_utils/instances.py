@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """A stack's key pair and its three instances. Used by livestream.aws.instances and
-livestream.aws.stack."""
+livestream.aws.stack_provision."""
 
 from __future__ import annotations
 
@@ -15,17 +15,18 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
-from ansible_collections.livestream.aws.plugins.module_utils.stack import LIVE_INSTANCE_STATES
-from ansible_collections.livestream.aws.plugins.module_utils.stack import ROLE_TAG
-from ansible_collections.livestream.aws.plugins.module_utils.stack import ROLES
-from ansible_collections.livestream.aws.plugins.module_utils.stack import resource_name
-from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_filters
-from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_tags
-from ansible_collections.livestream.aws.plugins.module_utils.stack import tag_specifications
-from ansible_collections.livestream.aws.plugins.module_utils.stack import tags_of
-from ansible_collections.livestream.aws.plugins.module_utils.stack import wait_for
+from ansible_collections.livestream.aws.plugins.module_utils.aws import only_one
+from ansible_collections.livestream.aws.plugins.module_utils.aws import wait_for
+from ansible_collections.livestream.aws.plugins.module_utils.images import AMI_FAMILY_TAG
+from ansible_collections.livestream.aws.plugins.module_utils.naming import LIVE_INSTANCE_STATES
+from ansible_collections.livestream.aws.plugins.module_utils.naming import resource_name
+from ansible_collections.livestream.aws.plugins.module_utils.naming import ROLE_TAG
+from ansible_collections.livestream.aws.plugins.module_utils.naming import ROLES
+from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_filters
+from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_tags
+from ansible_collections.livestream.aws.plugins.module_utils.naming import tag_specifications
+from ansible_collections.livestream.aws.plugins.module_utils.naming import tags_of
 
-AMI_FAMILY_TAG = "AmiFamily"
 INSTANCE_TYPES = {"bastion": "t3.micro", "frontend": "t3.small", "backend": "t3.small"}
 # Where each role lives and what sets it apart.
 PLACEMENT = {
@@ -78,14 +79,17 @@ def instance_facts(instance):
 
 
 class Instances:
-    """``settings``: the options of livestream.aws.instances (image_id, root_device_name,
-    ami_family, subnet_ids, security_group_ids, instance_types, root_volume_size,
-    cpu_credits, ssh_public_key)."""
+    """The settings are the options of livestream.aws.instances of the same names."""
 
-    def __init__(self, module, ec2, changes, name, settings):
-        self.module = module
+    def __init__(self, ec2, changes, name, *, image_id, root_device_name, ami_family, subnet_ids, security_group_ids,
+                 instance_types, root_volume_size, cpu_credits, ssh_public_key):
+        self.module = changes.module
         self.ec2 = ec2
-        self.params = settings
+        self.params = dict(
+            image_id=image_id, root_device_name=root_device_name, ami_family=ami_family, subnet_ids=subnet_ids,
+            security_group_ids=security_group_ids, instance_types=instance_types, root_volume_size=root_volume_size,
+            cpu_credits=cpu_credits, ssh_public_key=ssh_public_key,
+        )
         self.name = name
         self.key_name = resource_name(self.name, "key")
         self.changes = changes
@@ -125,13 +129,10 @@ class Instances:
                 role = tags_of(instance).get(ROLE_TAG)
                 if role in by_role:
                     by_role[role].append(instance)
-        for role, found in by_role.items():
-            if len(found) > 1:
-                self.module.fail_json(
-                    msg=f"stack {self.name!r} has {len(found)} {role} instances: {[i['InstanceId'] for i in found]}; "
-                    "terminate the extra ones and run again"
-                )
-        return {role: found[0] for role, found in by_role.items() if found}
+        by_role = {role: only_one(self.module, found, "InstanceId", f"{role} instances of stack {self.name!r}",
+                                  fix="terminate the extra ones and run again")
+                   for role, found in by_role.items()}
+        return {role: instance for role, instance in by_role.items() if instance is not None}
 
     def launch(self, role):
         place = PLACEMENT[role]
@@ -265,10 +266,11 @@ def instance_type_options():
     return {role: dict(type="str", default=default) for role, default in INSTANCE_TYPES.items()}
 
 
-def ensure_instances(module, ec2, changes, name, settings, wait_timeout=600):
+def ensure_instances(ec2, changes, name, *, wait_timeout=600, **settings):
     """Import the key pair and make the three instances run; return the key name and the
-    instances by role (IDs null in check mode for what would be launched)."""
-    stack = Instances(module, ec2, changes, name, settings)
+    instances by role (IDs null in check mode for what would be launched). ``settings``:
+    those of ``Instances``."""
+    stack = Instances(ec2, changes, name, **settings)
     step = f"the key pair {stack.key_name}"
     try:
         stack.key_pair()
@@ -280,12 +282,12 @@ def ensure_instances(module, ec2, changes, name, settings, wait_timeout=600):
                 instances[role] = stack.launch(role)
                 to_wait.append(instances[role].get("InstanceId"))
         to_wait = [instance_id for instance_id in to_wait if instance_id]
-        if to_wait and not module.check_mode:
+        if to_wait and not changes.check_mode:
             wait_for(ec2, "instance_running", max_attempts=max(1, wait_timeout // 5), InstanceIds=to_wait)
             stack.finish_launches()
             # addresses (the public one above all) are only final once the instance runs
             instances = stack.find()
         stack.put_credits_right(instances)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, botocore.exceptions.WaiterError) as e:
-        module.fail_json_aws(e, msg=f"Failed to make {step}")
+        changes.module.fail_json_aws(e, msg=f"Failed to make {step}")
     return stack.key_name, {role: instance_facts(instances.get(role, {})) for role in ROLES}

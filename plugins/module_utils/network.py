@@ -4,7 +4,7 @@
 
 """A stack's network: VPC, subnets, internet gateway, route tables, and the private subnet's
 default route through the bastion (the NAT instance). Used by livestream.aws.network,
-livestream.aws.nat_route and livestream.aws.stack."""
+livestream.aws.nat_route and livestream.aws.stack_provision."""
 
 from __future__ import annotations
 
@@ -13,23 +13,24 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
-from ansible_collections.livestream.aws.plugins.module_utils.stack import named_filters
-from ansible_collections.livestream.aws.plugins.module_utils.stack import resource_name
-from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_filters
-from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_tags
-from ansible_collections.livestream.aws.plugins.module_utils.stack import tag_specifications
-from ansible_collections.livestream.aws.plugins.module_utils.stack import tags_of
-from ansible_collections.livestream.aws.plugins.module_utils.stack import wait_for
+from ansible_collections.livestream.aws.plugins.module_utils.aws import only_one
+from ansible_collections.livestream.aws.plugins.module_utils.aws import wait_for
+from ansible_collections.livestream.aws.plugins.module_utils.naming import named_filters
+from ansible_collections.livestream.aws.plugins.module_utils.naming import resource_name
+from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_filters
+from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_tags
+from ansible_collections.livestream.aws.plugins.module_utils.naming import tag_specifications
+from ansible_collections.livestream.aws.plugins.module_utils.naming import tags_of
 
 DEFAULT_ROUTE = "0.0.0.0/0"
 
 
 class Network:
-    def __init__(self, module, ec2, name, changes):
-        self.module = module
+    def __init__(self, ec2, changes, name):
+        self.module = changes.module
         self.ec2 = ec2
-        self.name = name
         self.changes = changes
+        self.name = name
 
     def named(self, resources, what):
         """The resources whose Name tag says they are the stack's ``what``."""
@@ -37,21 +38,16 @@ class Network:
         return [r for r in resources if tags_of(r).get("Name") == wanted]
 
     def one(self, resources, kind, what, id_key):
-        found = self.named(resources, what)
-        if len(found) > 1:
-            ids = [r[id_key] for r in found]
-            self.module.fail_json(msg=f"stack {self.name!r} has {len(found)} {kind}s named {resource_name(self.name, what)!r}: {ids}")
-        return found[0] if found else None
+        return only_one(self.module, self.named(resources, what), id_key,
+                        f"{kind}s named {resource_name(self.name, what)!r} in stack {self.name!r}")
 
     def tags(self, what):
         return stack_tags(self.name, resource_name=resource_name(self.name, what))
 
     def vpc(self, cidr):
         vpcs = self.ec2.describe_vpcs(Filters=stack_filters(self.name), aws_retry=True)["Vpcs"]
-        if len(vpcs) > 1:
-            self.module.fail_json(msg=f"stack {self.name!r} has {len(vpcs)} VPCs: {[v['VpcId'] for v in vpcs]}")
-        if vpcs:
-            vpc = vpcs[0]
+        vpc = only_one(self.module, vpcs, "VpcId", f"VPCs of stack {self.name!r}")
+        if vpc is not None:
             if vpc["CidrBlock"] != cidr:
                 self.module.fail_json(
                     msg=f"VPC {vpc['VpcId']} of stack {self.name!r} has the block {vpc['CidrBlock']}, not {cidr}: "
@@ -156,13 +152,13 @@ class Network:
         return table_id
 
 
-def ensure_network(module, ec2, changes, name, vpc_cidr, public_subnet_cidr, private_subnet_cidr, availability_zone=None,
+def ensure_network(ec2, changes, name, *, vpc_cidr, public_subnet_cidr, private_subnet_cidr, availability_zone=None,
                    while_subnets_settle=None, route_tables=None):
     """Make the stack's network what it should be; return its IDs (null in check mode for what
     would be created). ``while_subnets_settle(vpc_id)`` makes what else needs only the VPC (the
     security groups) in the subnets' level, before the wait for them. ``route_tables``, a dict,
     receives the two tables by tier as found or made (for ensure_nat_route, in the same run)."""
-    network = Network(module, ec2, name, changes)
+    network = Network(ec2, changes, name)
     # Made level by level, what depends on nothing first: a new ID may be unknown to other
     # calls for a moment after its create call (EC2's eventual consistency), so each level
     # waits for the one before it once, not each resource for its predecessor in turn.
@@ -202,7 +198,7 @@ def ensure_network(module, ec2, changes, name, vpc_cidr, public_subnet_cidr, pri
             "private": network.routes(tables["private"], "private", private["SubnetId"]),
         }
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, botocore.exceptions.WaiterError) as e:
-        module.fail_json_aws(e, msg=f"Failed to make {step}")
+        changes.module.fail_json_aws(e, msg=f"Failed to make {step}")
 
     def subnet_facts(subnet):
         return {
@@ -219,19 +215,19 @@ def ensure_network(module, ec2, changes, name, vpc_cidr, public_subnet_cidr, pri
     )
 
 
-def ensure_nat_route(module, ec2, changes, name, interface_id, table=None):
+def ensure_nat_route(ec2, changes, name, *, interface_id, table=None):
     """Point the private route table's default route at the bastion's interface; return the
     table's ID. ``table``: the private table as ensure_network found or made it in this run
     (else it is looked up)."""
+    module = changes.module
     table_name = resource_name(name, "private")
     try:
         tables = [table] if table else ec2.describe_route_tables(
             Filters=named_filters(name, "private"), aws_retry=True)["RouteTables"]
-        if len(tables) > 1:
-            module.fail_json(msg=f"stack {name!r} has {len(tables)} route tables named {table_name!r}: {[t['RouteTableId'] for t in tables]}")
-        if not tables and not module.check_mode:
+        table = only_one(module, tables, "RouteTableId", f"route tables named {table_name!r} in stack {name!r}")
+        if table is None and not changes.check_mode:
             module.fail_json(msg=f"route table {table_name!r} of stack {name!r} not found: make the network first (livestream.aws.network)")
-        table = tables[0] if tables else {"RouteTableId": None, "Routes": []}
+        table = table or {"RouteTableId": None, "Routes": []}
         current = next((r for r in table.get("Routes", []) if r.get("DestinationCidrBlock") == DEFAULT_ROUTE), None)
         if current is None or current.get("NetworkInterfaceId") != interface_id or current.get("State") == "blackhole":
             changes.record(
@@ -240,7 +236,7 @@ def ensure_nat_route(module, ec2, changes, name, interface_id, table=None):
                 (current or {}).get("NetworkInterfaceId") or (current or {}).get("GatewayId") or (current or {}).get("InstanceId"),
                 interface_id,
             )
-            if not module.check_mode:
+            if not changes.check_mode:
                 action = ec2.replace_route if current else ec2.create_route
                 action(
                     RouteTableId=table["RouteTableId"],

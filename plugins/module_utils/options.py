@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import copy
 
+from ansible_collections.livestream.aws.plugins.module_utils.images import AMI_FAMILIES
 from ansible_collections.livestream.aws.plugins.module_utils.instances import instance_type_options
-from ansible_collections.livestream.aws.plugins.module_utils.stack import AMI_FAMILIES
 
 NAME = dict(
     name=dict(type="str", required=True, aliases=["stack_name"]),

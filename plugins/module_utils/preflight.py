@@ -16,10 +16,10 @@ except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible_collections.livestream.aws.plugins.module_utils import options
+from ansible_collections.livestream.aws.plugins.module_utils.images import AMI_FAMILIES
+from ansible_collections.livestream.aws.plugins.module_utils.images import find_image
+from ansible_collections.livestream.aws.plugins.module_utils.images import image_search_description
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import find_hosted_zone
-from ansible_collections.livestream.aws.plugins.module_utils.stack import AMI_FAMILIES
-from ansible_collections.livestream.aws.plugins.module_utils.stack import find_image
-from ansible_collections.livestream.aws.plugins.module_utils.stack import image_search_description
 from ansible_collections.livestream.aws.plugins.module_utils.validation import admin_access_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import domain_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
@@ -40,7 +40,7 @@ def stack_input_options():
 def region_errors(region):
     """The region is one AWS has (botocore's own list, read offline): an unknown one would
     otherwise end in an endpoint error that does not name it. (No region at all stops the
-    module earlier, when it makes its client: stack.client.)"""
+    module earlier, when it makes its client: aws.client.)"""
     session = botocore.session.get_session()
     known = {r for partition in session.get_available_partitions()
              for r in session.get_available_regions("ec2", partition_name=partition)}

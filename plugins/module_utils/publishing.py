@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """What makes a stack reachable by name: the frontend's Elastic IP and its Route 53 record.
-Used by livestream.aws.frontend_address, livestream.aws.dns_record, livestream.aws.stack and
-livestream.aws.stack_teardown."""
+Used by livestream.aws.frontend_address, livestream.aws.dns_record, livestream.aws.stack_provision
+and livestream.aws.stack_teardown."""
 
 from __future__ import annotations
 
@@ -15,28 +15,28 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
-from ansible_collections.livestream.aws.plugins.module_utils.stack import STACK_TAG
-from ansible_collections.livestream.aws.plugins.module_utils.stack import named_filters
-from ansible_collections.livestream.aws.plugins.module_utils.stack import resource_name
-from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_tags
-from ansible_collections.livestream.aws.plugins.module_utils.stack import tag_specifications
-from ansible_collections.livestream.aws.plugins.module_utils.stack import tags_of
-from ansible_collections.livestream.aws.plugins.module_utils.stack import wait_for
+from ansible_collections.livestream.aws.plugins.module_utils.aws import only_one
+from ansible_collections.livestream.aws.plugins.module_utils.aws import wait_for
+from ansible_collections.livestream.aws.plugins.module_utils.naming import named_filters
+from ansible_collections.livestream.aws.plugins.module_utils.naming import resource_name
+from ansible_collections.livestream.aws.plugins.module_utils.naming import STACK_TAG
+from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_tags
+from ansible_collections.livestream.aws.plugins.module_utils.naming import tag_specifications
+from ansible_collections.livestream.aws.plugins.module_utils.naming import tags_of
 
 
-def frontend_address(module, ec2, changes, name):
+def frontend_address(ec2, changes, name):
     """The stack's Elastic IP, found or allocated (PublicIp, AllocationId, ...; the IDs null in
     check mode for a new one). Allocated before the frontend runs, it is known to EC2 by the
     time it is associated."""
     eip_name = resource_name(name, "frontend-eip")
     try:
         found = ec2.describe_addresses(Filters=named_filters(name, "frontend-eip"), aws_retry=True)["Addresses"]
-        if len(found) > 1:
-            module.fail_json(msg=f"stack {name!r} has {len(found)} Elastic IPs named {eip_name!r}: {[a['PublicIp'] for a in found]}")
-        if found:
-            return found[0]
+        found = only_one(changes.module, found, "PublicIp", f"Elastic IPs named {eip_name!r} in stack {name!r}")
+        if found is not None:
+            return found
         changes.record(f"allocate Elastic IP {eip_name}", "Elastic IP", "absent", "present")
-        if module.check_mode:
+        if changes.check_mode:
             return {"PublicIp": None, "AllocationId": None}
         return ec2.allocate_address(
             Domain="vpc",
@@ -44,14 +44,14 @@ def frontend_address(module, ec2, changes, name):
             aws_retry=True,
         )
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to allocate the Elastic IP {eip_name} of stack {name!r}")
+        changes.module.fail_json_aws(e, msg=f"Failed to allocate the Elastic IP {eip_name} of stack {name!r}")
 
 
-def ensure_frontend_address(module, ec2, changes, name, instance_id, address=None):
+def ensure_frontend_address(ec2, changes, name, *, instance_id, address=None):
     """The stack's Elastic IP (``address``, else found or allocated) associated with the
     frontend, as described (PublicIp, AllocationId, Tags; the IDs null in check mode for a new one)."""
     eip_name = resource_name(name, "frontend-eip")
-    address = address or frontend_address(module, ec2, changes, name)
+    address = address or frontend_address(ec2, changes, name)
     try:
         if (address.get("InstanceId") or None) != instance_id or not instance_id:
             changes.record(
@@ -60,12 +60,12 @@ def ensure_frontend_address(module, ec2, changes, name, instance_id, address=Non
                 address.get("InstanceId") or None,
                 instance_id,
             )
-            if not module.check_mode:
+            if not changes.check_mode:
                 ec2.associate_address(
                     AllocationId=address["AllocationId"], InstanceId=instance_id, AllowReassociation=True, aws_retry=True
                 )
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to give the frontend of stack {name!r} its Elastic IP {eip_name}")
+        changes.module.fail_json_aws(e, msg=f"Failed to give the frontend of stack {name!r} its Elastic IP {eip_name}")
 
     return address
 
@@ -76,7 +76,7 @@ RECORD_TAG = "DnsRecord"
 ZONE_TAG = "DnsZone"
 
 
-def ensure_record_tags(module, ec2, changes, name, public_ip, domain, zone_name, address=None):
+def ensure_record_tags(ec2, changes, name, *, public_ip, domain, zone_name, address=None):
     """Tag the Elastic IP ``public_ip`` of the stack with the A record ``domain`` in the zone
     ``zone_name`` that points at it (``address``: the address as described already, if it was)."""
     wanted = {RECORD_TAG: domain, ZONE_TAG: zone_name}
@@ -89,11 +89,11 @@ def ensure_record_tags(module, ec2, changes, name, public_ip, domain, zone_name,
         if current != wanted:
             changes.record(f"note on Elastic IP {public_ip or resource_name(name, 'frontend-eip')} that {domain} points at it",
                            "Elastic IP record tags", current, wanted)
-            if not module.check_mode and found:
+            if not changes.check_mode and found:
                 ec2.create_tags(Resources=[found[0]["AllocationId"]],
                                 Tags=[{"Key": key, "Value": value} for key, value in wanted.items()], aws_retry=True)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to note the A record {domain} on the Elastic IP {public_ip} of stack {name!r}")
+        changes.module.fail_json_aws(e, msg=f"Failed to note the A record {domain} on the Elastic IP {public_ip} of stack {name!r}")
 
 
 def find_hosted_zone(module, route53, zone_name):
@@ -103,9 +103,8 @@ def find_hosted_zone(module, route53, zone_name):
         zone for zone in zones
         if zone["Name"].rstrip(".").lower() == zone_name and not zone.get("Config", {}).get("PrivateZone")
     ]
-    if len(zones) > 1:
-        module.fail_json(msg=f"there are {len(zones)} public hosted zones named {zone_name!r}: {[z['Id'] for z in zones]}")
-    return zones[0]["Id"].split("/")[-1] if zones else None
+    zone = only_one(module, zones, "Id", f"public hosted zones named {zone_name!r}")
+    return zone["Id"].split("/")[-1] if zone else None
 
 
 def find_a_record(route53, zone_id, domain):
@@ -119,11 +118,12 @@ def find_a_record(route53, zone_id, domain):
     return None
 
 
-def ensure_dns_record(module, route53, changes, name, domain, zone_name, address, create_hosted_zone=False, ttl=300, wait=True):
+def ensure_dns_record(route53, changes, name, *, domain, zone_name, address, create_hosted_zone=False, ttl=300, wait=True):
     """Point the A record ``domain`` at ``address`` (and make the zone, if asked); return the
     zone's ID and, when this run made the zone, its name servers (what the zone's parent, the
     domain's registrar, must delegate to before the domain resolves anywhere; empty otherwise).
     ``domain`` and ``zone_name`` are normalized (lower case, no trailing dot)."""
+    module = changes.module
     servers = []
     step = f"the hosted zone {zone_name}"
     try:
@@ -135,7 +135,7 @@ def ensure_dns_record(module, route53, changes, name, domain, zone_name, address
                     "or let the stack create it (create_hosted_zone / livestream_create_hosted_zone)"
                 )
             changes.record(f"create hosted zone {zone_name}", "hosted zone", "absent", zone_name)
-            if not module.check_mode:
+            if not changes.check_mode:
                 made = route53.create_hosted_zone(
                     Name=zone_name,
                     CallerReference=f"livestream-{name}-{uuid.uuid4()}",
@@ -156,7 +156,7 @@ def ensure_dns_record(module, route53, changes, name, domain, zone_name, address
         current = sorted(r["Value"] for r in (record or {}).get("ResourceRecords", []))
         if current != [address] or (record or {}).get("TTL") != ttl:
             changes.record(f"point {domain} at {address or 'the frontend address'}", f"{domain} A", current, [address])
-            if not module.check_mode:
+            if not changes.check_mode:
                 change = route53.change_resource_record_sets(
                     HostedZoneId=zone_id,
                     ChangeBatch={

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """A stack's three least-privilege security groups, their ingress rules reconciled. Used by
-livestream.aws.security_groups and livestream.aws.stack."""
+livestream.aws.security_groups and livestream.aws.stack_provision; the rules that name other
+groups, also by livestream.aws.stack_teardown."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
-from ansible_collections.livestream.aws.plugins.module_utils.stack import ROLES
-from ansible_collections.livestream.aws.plugins.module_utils.stack import resource_name
-from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_filters
-from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_tags
-from ansible_collections.livestream.aws.plugins.module_utils.stack import tag_specifications
-from ansible_collections.livestream.aws.plugins.module_utils.stack import tags_of
+from ansible_collections.livestream.aws.plugins.module_utils.aws import only_one
+from ansible_collections.livestream.aws.plugins.module_utils.naming import resource_name
+from ansible_collections.livestream.aws.plugins.module_utils.naming import ROLES
+from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_filters
+from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_tags
+from ansible_collections.livestream.aws.plugins.module_utils.naming import tag_specifications
+from ansible_collections.livestream.aws.plugins.module_utils.naming import tags_of
 
 ANYWHERE = "0.0.0.0/0"
 DESCRIPTIONS = {
@@ -59,6 +61,7 @@ def current_rules(group):
 
 
 def to_permission(rule, description=None):
+    """A rule (as ``wanted_rules`` and ``current_rules`` key them) as the API takes it."""
     protocol, from_port, to_port, kind, source = rule
     permission = {"IpProtocol": protocol}
     if protocol != "-1":
@@ -76,6 +79,20 @@ def to_permission(rule, description=None):
     return permission
 
 
+def group_references(group):
+    """The group's ingress rules that name a group, as the API takes them: they must go
+    before a group they name can be deleted."""
+    return [to_permission(rule, description) for rule, description in current_rules(group).items() if rule[3] == "group"]
+
+
+def rule_changes(wanted, current):
+    """What brings ``current`` rules to ``wanted`` (both as ``current_rules`` returns them):
+    the rules to add, and those to revoke (sorted, for a stable report)."""
+    missing = [rule for rule in wanted if rule not in current]
+    extra = sorted(set(current) - set(wanted), key=str)
+    return missing, extra
+
+
 def describe_rule(rule, names):
     protocol, from_port, _to_port, kind, source = rule
     what = "all traffic" if protocol == "-1" else f"{protocol} {from_port}"
@@ -90,8 +107,8 @@ class SecurityGroups:
     unknown to other calls for a moment (EC2's eventual consistency): provisioning makes them
     while the subnets settle, so that their IDs are known by the time the rules name them."""
 
-    def __init__(self, module, ec2, changes, name, private_subnet_cidr, admin_cidrs):
-        self.module = module
+    def __init__(self, ec2, changes, name, *, private_subnet_cidr, admin_cidrs):
+        self.module = changes.module
         self.ec2 = ec2
         self.changes = changes
         self.name = name
@@ -109,15 +126,13 @@ class SecurityGroups:
             if vpc_id:
                 found = ec2.describe_security_groups(Filters=stack_filters(name, {"vpc-id": vpc_id}), aws_retry=True)["SecurityGroups"]
             for role in ROLES:
-                mine = [g for g in found if tags_of(g).get("Name") == self.names[role]]
-                if len(mine) > 1:
-                    module.fail_json(msg=f"stack {name!r} has {len(mine)} security groups named {self.names[role]!r}: "
-                                     f"{[g['GroupId'] for g in mine]}")
-                if mine:
-                    self.groups[role] = mine[0]
+                mine = only_one(module, [g for g in found if tags_of(g).get("Name") == self.names[role]], "GroupId",
+                                f"security groups named {self.names[role]!r} in stack {name!r}")
+                if mine is not None:
+                    self.groups[role] = mine
                     continue
                 self.changes.record(f"create security group {self.names[role]}", f"{role} group", "absent", "present")
-                if module.check_mode:
+                if self.changes.check_mode:
                     self.groups[role] = {"GroupId": None, "IpPermissions": []}
                     continue
                 self.groups[role] = {
@@ -144,8 +159,7 @@ class SecurityGroups:
         try:
             for role, rules in wanted_rules(self.admin_cidrs, self.private_subnet_cidr, group_ids).items():
                 current = current_rules(groups[role])
-                missing = [rule for rule in rules if rule not in current]
-                extra = sorted(set(current) - set(rules), key=str)
+                missing, extra = rule_changes(rules, current)
                 if not missing and not extra:
                     continue
                 self.changes.record(
@@ -157,7 +171,7 @@ class SecurityGroups:
                     sorted(describe_rule(r, names_by_id) for r in current),
                     sorted(describe_rule(r, names_by_id) for r in rules),
                 )
-                if self.module.check_mode:
+                if self.changes.check_mode:
                     continue
                 if extra:
                     ec2.revoke_security_group_ingress(
@@ -172,9 +186,9 @@ class SecurityGroups:
         return group_ids
 
 
-def ensure_security_groups(module, ec2, changes, name, vpc_id, private_subnet_cidr, admin_cidrs):
+def ensure_security_groups(ec2, changes, name, *, vpc_id, private_subnet_cidr, admin_cidrs):
     """Make the three groups and their rules what they should be; return their IDs by role
     (null in check mode for a group that would be created)."""
-    groups = SecurityGroups(module, ec2, changes, name, private_subnet_cidr, admin_cidrs)
+    groups = SecurityGroups(ec2, changes, name, private_subnet_cidr=private_subnet_cidr, admin_cidrs=admin_cidrs)
     groups.make(vpc_id)
     return groups.rules()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_name_error
+from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_name_error
 
 # AWS accepts VPC and subnet blocks between /16 and /28.
 LARGEST_PREFIX = 16

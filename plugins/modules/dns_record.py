@@ -98,10 +98,10 @@ actions:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.livestream.aws.plugins.module_utils import options
+from ansible_collections.livestream.aws.plugins.module_utils.aws import client
+from ansible_collections.livestream.aws.plugins.module_utils.changes import Changes
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_dns_record
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_record_tags
-from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
-from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 from ansible_collections.livestream.aws.plugins.module_utils.validation import check_mode_only_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import domain_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
@@ -134,18 +134,10 @@ def main():
     zone_name = normalize_dns_name(params["hosted_zone"])
     route53 = client(module, "route53")
     zone_id, servers = ensure_dns_record(
-        module,
-        route53,
-        changes,
-        name,
-        domain,
-        zone_name,
-        address,
-        create_hosted_zone=params["create_hosted_zone"],
-        ttl=params["ttl"],
-        wait=params["wait"],
+        route53, changes, name, domain=domain, zone_name=zone_name, address=address,
+        create_hosted_zone=params["create_hosted_zone"], ttl=params["ttl"], wait=params["wait"],
     )
-    ensure_record_tags(module, client(module, "ec2"), changes, name, address, domain, zone_name)
+    ensure_record_tags(client(module, "ec2"), changes, name, public_ip=address, domain=domain, zone_name=zone_name)
     changes.exit_json(fqdn=domain, hosted_zone_id=zone_id, address=address, name_servers=servers)
 
 

@@ -61,9 +61,9 @@ actions:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.livestream.aws.plugins.module_utils import options
+from ansible_collections.livestream.aws.plugins.module_utils.aws import client
+from ansible_collections.livestream.aws.plugins.module_utils.changes import Changes
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_frontend_address
-from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
-from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 from ansible_collections.livestream.aws.plugins.module_utils.validation import check_mode_only_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import stack_errors
@@ -78,7 +78,7 @@ def main():
     fail_on_errors(module, stack_errors(name) + check_mode_only_errors(module, "instance_id"))
 
     changes = Changes(module)
-    address = ensure_frontend_address(module, client(module, "ec2"), changes, name, instance_id)
+    address = ensure_frontend_address(client(module, "ec2"), changes, name, instance_id=instance_id)
     changes.exit_json(public_ip=address["PublicIp"], allocation_id=address["AllocationId"])
 
 

@@ -147,12 +147,12 @@ actions:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.livestream.aws.plugins.module_utils.instances import ensure_instances
 from ansible_collections.livestream.aws.plugins.module_utils import options
-from ansible_collections.livestream.aws.plugins.module_utils.stack import AMI_FAMILIES
-from ansible_collections.livestream.aws.plugins.module_utils.stack import ROLES
-from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
-from ansible_collections.livestream.aws.plugins.module_utils.stack import client
+from ansible_collections.livestream.aws.plugins.module_utils.aws import client
+from ansible_collections.livestream.aws.plugins.module_utils.changes import Changes
+from ansible_collections.livestream.aws.plugins.module_utils.images import AMI_FAMILIES
+from ansible_collections.livestream.aws.plugins.module_utils.instances import ensure_instances
+from ansible_collections.livestream.aws.plugins.module_utils.naming import ROLES
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import ssh_public_key_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import stack_errors
@@ -186,7 +186,19 @@ def main():
 
     changes = Changes(module)
     key_name, instances = ensure_instances(
-        module, client(module, "ec2"), changes, name, params, params["wait_timeout"]
+        client(module, "ec2"),
+        changes,
+        name,
+        image_id=params["image_id"],
+        root_device_name=params["root_device_name"],
+        ami_family=params["ami_family"],
+        subnet_ids=params["subnet_ids"],
+        security_group_ids=params["security_group_ids"],
+        instance_types=params["instance_types"],
+        root_volume_size=params["root_volume_size"],
+        cpu_credits=params["cpu_credits"],
+        ssh_public_key=params["ssh_public_key"],
+        wait_timeout=params["wait_timeout"],
     )
     changes.exit_json(key_name=key_name, instances=instances)
 

@@ -56,9 +56,9 @@ actions:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.livestream.aws.plugins.module_utils import options
+from ansible_collections.livestream.aws.plugins.module_utils.aws import client
+from ansible_collections.livestream.aws.plugins.module_utils.changes import Changes
 from ansible_collections.livestream.aws.plugins.module_utils.network import ensure_nat_route
-from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
-from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 from ansible_collections.livestream.aws.plugins.module_utils.validation import check_mode_only_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import stack_errors
@@ -73,7 +73,7 @@ def main():
     fail_on_errors(module, stack_errors(name) + check_mode_only_errors(module, "network_interface_id"))
 
     changes = Changes(module)
-    route_table_id = ensure_nat_route(module, client(module, "ec2"), changes, name, interface_id)
+    route_table_id = ensure_nat_route(client(module, "ec2"), changes, name, interface_id=interface_id)
     changes.exit_json(route_table_id=route_table_id)
 
 

@@ -96,9 +96,9 @@ actions:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.livestream.aws.plugins.module_utils import options
+from ansible_collections.livestream.aws.plugins.module_utils.aws import client
+from ansible_collections.livestream.aws.plugins.module_utils.changes import Changes
 from ansible_collections.livestream.aws.plugins.module_utils.network import ensure_network
-from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
-from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import network_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import stack_errors
@@ -117,14 +117,13 @@ def main():
     )
     changes = Changes(module)
     result = ensure_network(
-        module,
         client(module, "ec2"),
         changes,
         params["name"],
-        params["vpc_cidr"],
-        params["public_subnet_cidr"],
-        params["private_subnet_cidr"],
-        params["availability_zone"],
+        vpc_cidr=params["vpc_cidr"],
+        public_subnet_cidr=params["public_subnet_cidr"],
+        private_subnet_cidr=params["private_subnet_cidr"],
+        availability_zone=params["availability_zone"],
     )
     changes.exit_json(**result)
 

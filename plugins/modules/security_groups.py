@@ -75,9 +75,9 @@ actions:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.livestream.aws.plugins.module_utils import options
+from ansible_collections.livestream.aws.plugins.module_utils.aws import client
+from ansible_collections.livestream.aws.plugins.module_utils.changes import Changes
 from ansible_collections.livestream.aws.plugins.module_utils.security_groups import ensure_security_groups
-from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
-from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 from ansible_collections.livestream.aws.plugins.module_utils.validation import admin_access_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import check_mode_only_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
@@ -103,13 +103,12 @@ def main():
 
     changes = Changes(module)
     group_ids = ensure_security_groups(
-        module,
         client(module, "ec2"),
         changes,
         params["name"],
-        params["vpc_id"],
-        params["private_subnet_cidr"],
-        params["admin_cidrs"],
+        vpc_id=params["vpc_id"],
+        private_subnet_cidr=params["private_subnet_cidr"],
+        admin_cidrs=params["admin_cidrs"],
     )
     changes.exit_json(groups=group_ids)
 

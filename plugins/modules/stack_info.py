@@ -96,11 +96,12 @@ except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.transformation import boto3_resource_to_ansible_dict
 
 from ansible_collections.livestream.aws.plugins.module_utils import options
-from ansible_collections.livestream.aws.plugins.module_utils.stack import client
-from ansible_collections.livestream.aws.plugins.module_utils.stack import describe_stack
-from ansible_collections.livestream.aws.plugins.module_utils.stack import stack_name_error
+from ansible_collections.livestream.aws.plugins.module_utils.aws import client
+from ansible_collections.livestream.aws.plugins.module_utils.naming import describe_stack
+from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_name_error
 
 
 def main():
@@ -115,7 +116,9 @@ def main():
 
     ec2 = client(module, "ec2")
     try:
-        resources = describe_stack(ec2, name)
+        # snake_case, with tags as a plain dict, as amazon.aws's modules return resources
+        resources = {kind: [boto3_resource_to_ansible_dict(item, force_tags=True) for item in items]
+                     for kind, items in describe_stack(ec2, name).items()}
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"Failed to describe the resources of stack {name!r}")
 

@@ -129,19 +129,19 @@ actions:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.livestream.aws.plugins.module_utils import options
+from ansible_collections.livestream.aws.plugins.module_utils.aws import client
+from ansible_collections.livestream.aws.plugins.module_utils.changes import Changes
 from ansible_collections.livestream.aws.plugins.module_utils.instances import ensure_instances
 from ansible_collections.livestream.aws.plugins.module_utils.network import ensure_nat_route
 from ansible_collections.livestream.aws.plugins.module_utils.network import ensure_network
-from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.preflight import preflight
 from ansible_collections.livestream.aws.plugins.module_utils.preflight import stack_input_options
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_dns_record
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_frontend_address
-from ansible_collections.livestream.aws.plugins.module_utils.publishing import frontend_address
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_record_tags
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import frontend_address
 from ansible_collections.livestream.aws.plugins.module_utils.security_groups import SecurityGroups
-from ansible_collections.livestream.aws.plugins.module_utils.stack import Changes
-from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 from ansible_collections.livestream.aws.plugins.module_utils.validation import normalize_dns_name
 
 
@@ -159,43 +159,42 @@ def main():
     image, zone = preflight(module, ec2, route53)
 
     changes = Changes(module)
-    security_groups = SecurityGroups(module, ec2, changes, name, params["private_subnet_cidr"], params["admin_cidrs"])
+    security_groups = SecurityGroups(
+        ec2, changes, name, private_subnet_cidr=params["private_subnet_cidr"], admin_cidrs=params["admin_cidrs"])
     described = {}  # the route tables as the network step found or made them: no second look
     network = ensure_network(
-        module, ec2, changes, name, params["vpc_cidr"], params["public_subnet_cidr"], params["private_subnet_cidr"], zone,
+        ec2, changes, name, vpc_cidr=params["vpc_cidr"], public_subnet_cidr=params["public_subnet_cidr"],
+        private_subnet_cidr=params["private_subnet_cidr"], availability_zone=zone,
         while_subnets_settle=security_groups.make, route_tables=described,
     )
     groups = security_groups.rules()
     # allocated before the instances launch: known to EC2 by the time it is associated
-    address = frontend_address(module, ec2, changes, name)
+    address = frontend_address(ec2, changes, name)
     key_name, instances = ensure_instances(
-        module,
         ec2,
         changes,
         name,
-        dict(
-            image_id=image["image_id"],
-            root_device_name=image["root_device_name"],
-            ami_family=params["ami_family"],
-            subnet_ids={tier: network["subnets"][tier]["subnet_id"] for tier in ("public", "private")},
-            security_group_ids=groups,
-            instance_types=params["instance_types"],
-            root_volume_size=params["root_volume_size"],
-            cpu_credits=params["cpu_credits"],
-            ssh_public_key=params["ssh_public_key"],
-        ),
-        params["wait_timeout"],
+        image_id=image["image_id"],
+        root_device_name=image["root_device_name"],
+        ami_family=params["ami_family"],
+        subnet_ids={tier: network["subnets"][tier]["subnet_id"] for tier in ("public", "private")},
+        security_group_ids=groups,
+        instance_types=params["instance_types"],
+        root_volume_size=params["root_volume_size"],
+        cpu_credits=params["cpu_credits"],
+        ssh_public_key=params["ssh_public_key"],
+        wait_timeout=params["wait_timeout"],
     )
-    ensure_nat_route(module, ec2, changes, name, instances["bastion"]["network_interface_id"], described["private"])
-    address = ensure_frontend_address(module, ec2, changes, name, instances["frontend"]["instance_id"], address)
+    ensure_nat_route(ec2, changes, name, interface_id=instances["bastion"]["network_interface_id"], table=described["private"])
+    address = ensure_frontend_address(ec2, changes, name, instance_id=instances["frontend"]["instance_id"], address=address)
     public_ip, allocation_id = address["PublicIp"], address["AllocationId"]
     domain = normalize_dns_name(params["domain"])
     zone_name = normalize_dns_name(params["hosted_zone"])
     zone_id, servers = ensure_dns_record(
-        module, route53, changes, name, domain, zone_name, public_ip,
+        route53, changes, name, domain=domain, zone_name=zone_name, address=public_ip,
         create_hosted_zone=params["create_hosted_zone"], ttl=params["ttl"],
     )
-    ensure_record_tags(module, ec2, changes, name, public_ip, domain, zone_name, address)
+    ensure_record_tags(ec2, changes, name, public_ip=public_ip, domain=domain, zone_name=zone_name, address=address)
 
     changes.exit_json(
         region=module.region,

@@ -92,9 +92,9 @@ image:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.livestream.aws.plugins.module_utils.aws import client
 from ansible_collections.livestream.aws.plugins.module_utils.preflight import preflight
 from ansible_collections.livestream.aws.plugins.module_utils.preflight import stack_input_options
-from ansible_collections.livestream.aws.plugins.module_utils.stack import client
 
 
 def main():

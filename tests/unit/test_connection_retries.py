@@ -6,14 +6,14 @@ from __future__ import annotations
 import botocore.exceptions
 import pytest
 
-from ansible_collections.livestream.aws.plugins.module_utils import stack
-from ansible_collections.livestream.aws.plugins.module_utils.stack import CONNECTION_RETRIES, retry_connection_errors
+from ansible_collections.livestream.aws.plugins.module_utils import aws
+from ansible_collections.livestream.aws.plugins.module_utils.aws import CONNECTION_RETRIES, retry_connection_errors
 
 
 @pytest.fixture(autouse=True)
 def no_pauses(monkeypatch):
     pauses = []
-    monkeypatch.setattr(stack.time, "sleep", pauses.append)
+    monkeypatch.setattr(aws.time, "sleep", pauses.append)
     return pauses
 
 
