@@ -10,13 +10,27 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_name_error
-
 # the provisioning playbooks' own default, so that `make lab` and `site.yml` agree
 DEFAULT_STACK = "live"
+# The collection's stack name rule (plugins/module_utils/naming.py), which the lab does not
+# import (the collection is not on the lab's path: only Ansible's collection loader finds
+# it, from ANSIBLE_COLLECTIONS_PATH or a playbook's adjacent collections/);
+# tests/unit/test_naming.py proves the two take exactly the same names.
+STACK_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+
+
+def stack_name_error(name: str | None, option: str = "--stack, LIVESTREAM_STACK") -> str | None:
+    """Why ``name`` is not a usable stack name (given as ``option``), or None."""
+    if not STACK_PATTERN.match(name or ""):
+        return (f"stack name {name!r} ({option}) is not valid: use 2 to 32 lowercase letters, digits and "
+                "hyphens, starting with a letter and not ending with a hyphen")
+    if name.startswith("sg-"):
+        return f"stack name {name!r} ({option}) must not start with 'sg-': AWS refuses such security group names"
+    return None
 
 STATE_ROOT = Path(os.environ.get("LIVESTREAM_LAB_STATE", "/var/lib/livestream-lab"))
 CACHE_ROOT = Path(os.environ.get("LIVESTREAM_LAB_CACHE", "/var/cache/livestream-lab"))
@@ -49,7 +63,7 @@ class LabConfig:
     stack: str
 
     def __post_init__(self):
-        error = stack_name_error(self.stack, "--stack, LIVESTREAM_STACK")
+        error = stack_name_error(self.stack)
         if error:
             raise ValueError(error)
 
