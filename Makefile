@@ -66,8 +66,11 @@ test: setup-lab
 	$(MAKE) --no-print-directory pytest
 	$(MAKE) --no-print-directory molecule
 
+# ansible-lint puts its cache's collections ($$ANSIBLE_HOME, else ~/.ansible) before ours: a
+# copy of livestream.aws installed there (another checkout's, an older tarball) would hide
+# this tree's roles from its syntax check. Its cache is this checkout's own .ansible/.
 lint: setup
-	ansible-lint --offline
+	ANSIBLE_HOME=$(ROOT)/.ansible ansible-lint --offline
 	antsibull-changelog lint
 
 # ansible-test wants to stand in ansible_collections/<namespace>/<name> of a git checkout

@@ -155,7 +155,7 @@ def main() -> None:
         domain = service.summary["domain"]
         client = HlsClient(resolve={domain: service.summary["frontend_address"]}, ca_file=str(service.lab.ca_cert))
         url = f"https://{domain}/hls/{STREAM}.m3u8"
-        key = stream_key(service.lab, STREAM)
+        key = stream_key(service.lab)  # STREAM's, the default stream's
         load_before = os.getloadavg()
         default_left = True
         try:

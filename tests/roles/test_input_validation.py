@@ -53,7 +53,7 @@ BAD_INPUTS = [
     ("frontend", frontend_vars(frontend_streams=[dict(GOOD_STREAM, name="a/b")]), "a/b"),
     ("backend", backend_vars(backend_streams=[GOOD_STREAM, dict(GOOD_STREAM, key="x" * 20)]), "studio"),
     ("frontend", frontend_vars(frontend_streams=[GOOD_STREAM, GOOD_STREAM]), "studio"),
-    # a missing key is caught by the argument spec, which names the option, not the stream
+    # a missing key: the message names the variable it is missing from (and the stream)
     ("backend", backend_vars(backend_streams=[{"name": "nokey", "source": "testsrc", "mode": "copy"}]),
      "key found in backend_streams"),
     ("frontend", frontend_vars(frontend_streams=[{"name": "nokey", "source": "testsrc"}]), "key found in frontend_streams"),
@@ -66,6 +66,15 @@ BAD_INPUTS = [
                              backend_streams=[GOOD_STREAM, dict(GOOD_STREAM, name="camera", source="rtsp://10.0.2.50/live")]),
      "camera"),
     ("frontend", frontend_vars(frontend_player_target_latency_fragments=0.5), "0.5"),
+    # the stream contract (role livestream.aws.streams) checks each role's own values, and names
+    # that role's variable and the shared one the role's default comes from
+    ("frontend", frontend_vars(frontend_streams=[dict(GOOD_STREAM, mode="abr")]), "'abr'"),
+    ("backend", backend_vars(backend_hls_fragment_seconds=1.5), "backend_hls_fragment_seconds is 1.5"),
+    ("frontend", frontend_vars(frontend_abr_ladder=[{"height": 720, "video_kbps": 2800, "audio_kbps": 128}] * 2,
+                               frontend_streams=[dict(GOOD_STREAM, mode="transcode")]), "frontend_abr_ladder"),
+    ("backend", {"backend_frontend_address": "10.0.1.10", "livestream_streams": [dict(GOOD_STREAM, key="short")]},
+     "'studio' of backend_streams (livestream_streams) has no usable key"),
+    ("streams", {"streams_list": [dict(GOOD_STREAM, name="a_b")]}, "'a_b' of streams_list"),
 ]
 
 GOOD_INPUTS = [
@@ -75,6 +84,9 @@ GOOD_INPUTS = [
     ("backend", backend_vars(backend_source_filter="hflip",
                              backend_streams=[GOOD_STREAM, dict(GOOD_STREAM, name="camera", source="rtsp://10.0.2.50/live",
                                                                 mode="transcode")])),
+    ("frontend", {"frontend_domain": "live.example.test", "livestream_streams": [GOOD_STREAM],
+                  "livestream_hls_fragment_seconds": 2}),
+    ("streams", {"streams_list": [GOOD_STREAM]}),
 ]
 
 

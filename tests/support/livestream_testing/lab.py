@@ -12,8 +12,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
 
 from livestream_lab import config, lab as lab_flow
+
+ROLES = Path(__file__).resolve().parents[1] / "roles"
 
 # the stack tests/lab runs its lab under (tests/e2e has its own, so both can run at once)
 STACK = "labtest"
@@ -129,10 +133,17 @@ def service_lab(stack: str, keep: bool = False):
             lab_flow.down(settings)
 
 
-def stream_key(lab_config, stream: str = "test") -> str:
-    """The publish key of a stream, where site.yml generated it on the controller."""
-    settings = json.loads((lab_config.state_dir / "group_vars" / "all.json").read_text())
-    return (Path(settings["livestream_credentials_dir"]) / f"stream-key-{stream}").read_text().strip()
+def stream_key(lab_config) -> str:
+    """The publish key of the default stream "test", where site.yml generated it on the
+    controller: the file the role livestream.aws.streams names (streams_shared_key_file, its
+    one definition), for the lab's settings (group_vars/all.json, livestream_credentials_dir)."""
+    loader = DataLoader()
+    variables = {}
+    for part in ("defaults", "vars"):  # the role's own definitions, as Ansible reads them
+        variables.update(loader.load_from_file(str(ROLES / "streams" / part / "main.yml"), trusted_as_template=True))
+    variables.update(json.loads((lab_config.state_dir / "group_vars" / "all.json").read_text()))
+    key_file = Templar(loader=loader, variables=variables).template(variables["streams_shared_key_file"])
+    return Path(key_file).expanduser().read_text().strip()
 
 
 def aws_environment(lab_config) -> dict[str, str]:
