@@ -16,8 +16,9 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 
 from livestream_lab import config, lab as lab_flow
+from livestream_testing import ROOT
 
-ROLES = Path(__file__).resolve().parents[1] / "roles"
+ROLES = ROOT / "roles"
 
 # the stack tests/lab runs its lab under (tests/e2e has its own, so both can run at once)
 STACK = "labtest"
