@@ -10,8 +10,8 @@ import time
 import pytest
 
 from livestream_probes.certs import throwaway_ca
-from livestream_probes.hls import (HlsClient, HlsError, parse_playlist, process_cpu_seconds, ramp_viewers, run_viewers,
-                        stat_cpu_ticks)
+from livestream_probes.hls import (HlsClient, HlsError, Ramp, parse_playlist, process_cpu_seconds, ramp_viewers,
+                                   run_viewers, stat_cpu_ticks)
 from livestream_testing.probe_servers import SITE, SyntheticLive, https_server, static_handler
 
 MASTER = """#EXTM3U
@@ -140,11 +140,64 @@ def test_segments_slower_than_the_stream_count_as_late(tls, client):
 def test_ramp_finds_the_most_viewers_the_server_keeps_up_with(tls, client):
     # a server that keeps up with three viewers at once and stalls beyond
     live = SyntheticLive(segment_s=0.25, delay=lambda sequence, connections: 0.75 if connections > 3 else 0.0)
+    loads = []
+
+    def run(count: int) -> bool:
+        loads.append(run_viewers(f"https://{SITE}:{port}/live.m3u8", count, 0.75, client=client))
+        return loads[-1].healthy
+
+    ramp = Ramp(run, start=1, limit=8)
     with https_server(tls, live.handler()) as port:
-        best, runs = ramp_viewers(f"https://{SITE}:{port}/live.m3u8", client=client, start=1, limit=8,
-                                  duration_s=0.75)
-    assert best == 3, [run.summary() for run in runs]
-    assert [run.viewers for run in runs] == [1, 2, 4, 3]
+        assert ramp_viewers(ramp)
+    assert ramp.best == 3 and ramp.bad == 4, [load.summary() for load in loads]
+    assert [load.viewers for load in loads] == [1, 2, 4, 3]
+
+
+def scripted(capacity: int, hiccups: dict[int, int] | None = None, log: list | None = None, name: str = ""):
+    """A run that is healthy up to ``capacity`` viewers, except for the first ``hiccups[count]``
+    runs at a count; each run is logged as (name, count)."""
+    hiccups = dict(hiccups or {})
+
+    def run(count: int) -> bool:
+        if log is not None:
+            log.append((name, count))
+        if hiccups.get(count):
+            hiccups[count] -= 1
+            return False
+        return count <= capacity
+
+    return run
+
+
+def test_ramp_doubles_then_bisects_to_a_sixteenth():
+    ramp = Ramp(scripted(700), start=60, limit=960)
+    assert ramp_viewers(ramp)
+    assert [count for count, _healthy in ramp.runs] == [60, 120, 240, 480, 960, 720, 600, 660, 690]
+    assert (ramp.best, ramp.bad) == (690, 720), "within 690 // 16 of the first bad count"
+    assert ramp.done
+    topped = Ramp(scripted(10_000), start=60, limit=960)
+    assert ramp_viewers(topped) and (topped.best, topped.bad) == (960, None), "never past the limit"
+    failed = Ramp(scripted(10), start=60)
+    assert ramp_viewers(failed) and failed.best == 0 and failed.runs == [(60, False)]
+
+
+def test_a_count_fails_only_when_every_try_at_it_fails():
+    once = Ramp(scripted(100, hiccups={4: 1}), start=1, limit=8, tries=2)
+    assert ramp_viewers(once) and once.best == 8, once.runs
+    assert once.runs[2:4] == [(4, False), (4, True)], "one hiccup, then a good run: 4 is not the limit"
+    twice = Ramp(scripted(100, hiccups={4: 2}), start=1, limit=8, tries=2)
+    assert ramp_viewers(twice) and (twice.best, twice.bad) == (3, 4), twice.runs
+
+
+def test_ramps_run_in_lockstep_taking_turns_and_stop_at_the_deadline():
+    log: list = []
+    ours, bare = Ramp(scripted(3, log=log, name="ours")), Ramp(scripted(5, log=log, name="bare"))
+    assert ramp_viewers(ours, bare)
+    assert log[:6] == [("ours", 1), ("bare", 1), ("bare", 2), ("ours", 2), ("ours", 4), ("bare", 4)]
+    assert (ours.best, bare.best) == (3, 5)
+    late = Ramp(scripted(100))
+    assert not ramp_viewers(late, deadline=time.monotonic() + 1, run_s=5), "no run could end in time"
+    assert not late.runs and not late.done
 
 
 def test_cpu_sampler_counts_a_process_tree_or_a_name():

@@ -588,31 +588,68 @@ def run_viewers(url: str, viewers: int, duration_s: float, *, client: HlsClient,
                       server_cpu_s=server_cpu, client_cpu_s=time.process_time() - client_before)
 
 
-def ramp_viewers(url: str, *, client: HlsClient, start: int = 1, limit: int = 256, duration_s: float = 20.0,
-                 cpu: CpuSampler | None = None) -> tuple[int, list[LoadReport]]:
-    """The largest number of viewers (up to ``limit``) whose run has no late, missed or
-    failed segment: doubles from ``start`` until a run fails, then bisects between the
-    last good and the first bad count. Returns that number (0 when even ``start`` fails)
-    and every run's report, in the order they ran."""
-    runs: list[LoadReport] = []
+@dataclass
+class Ramp:
+    """The search for the most viewers one server keeps up with, run by ramp_viewers.
 
-    def good(count: int) -> bool:
-        runs.append(run_viewers(url, count, duration_s, client=client, cpu=cpu))
-        return runs[-1].healthy
+    ``run(count)`` runs ``count`` viewers once (run_viewers, or anything that does it
+    elsewhere: in another process, in a machine's network namespace) and says whether the
+    run was healthy (no late, missed or failed segment). The count doubles from ``start``
+    until a count fails, then bisects between the last good and the first bad count to
+    1/16 of the good one; ``limit`` bounds it. A count fails when ``tries`` runs at it all
+    fail (on a shared host one hiccup of another process is not a limit); ``best`` is 0
+    when even ``start`` fails."""
 
-    if not good(start):
-        return 0, runs
-    best, bad = start, None
-    while bad is None and best < limit:
-        trial = min(best * 2, limit)
-        if good(trial):
-            best = trial
+    run: Callable[[int], bool]
+    start: int = 1
+    limit: int = 256
+    tries: int = 1
+    best: int = 0  # most viewers served without a late, missed or failed segment
+    bad: int | None = None  # fewest viewers that were not
+    runs: list[tuple[int, bool]] = field(default_factory=list)  # (viewers, healthy) of every run, in order
+
+    def next_count(self) -> int | None:
+        """The viewers of the next step; None once the search is over."""
+        if not self.runs:
+            return self.start
+        if self.bad is None:
+            return None if self.best >= self.limit else min(self.best * 2, self.limit)
+        if self.best == 0 or self.bad - self.best <= max(1, self.best // 16):
+            return None
+        return (self.best + self.bad) // 2
+
+    @property
+    def done(self) -> bool:
+        return bool(self.runs) and self.next_count() is None
+
+    def record(self, count: int, healthy: bool) -> None:
+        if healthy:
+            self.best = max(self.best, count)
         else:
-            bad = trial
-    while bad is not None and bad - best > max(1, best // 16):
-        middle = (best + bad) // 2
-        if good(middle):
-            best = middle
-        else:
-            bad = middle
-    return best, runs
+            self.bad = count if self.bad is None else min(self.bad, count)
+
+
+def ramp_viewers(*ramps: Ramp, deadline: float | None = None, run_s: float = 0.0) -> bool:
+    """Run the ramps to their end in lockstep: a step of each per round (up to its
+    ``tries`` runs at one count), taking turns at going first, so that servers compared
+    side by side meet the same moments of a shared host. No run starts that could end
+    after ``deadline`` (a time.monotonic() value; a run takes up to ``run_s``): False when
+    the deadline came before every ramp was done."""
+    round_number = 0
+    while True:
+        order = ramps if round_number % 2 == 0 else ramps[::-1]
+        steps = [(ramp, ramp.next_count()) for ramp in order]
+        steps = [(ramp, count) for ramp, count in steps if count is not None]
+        if not steps:
+            return True
+        for ramp, count in steps:
+            healthy = False
+            for _attempt in range(max(1, ramp.tries)):
+                if deadline is not None and time.monotonic() + run_s > deadline:
+                    return False
+                healthy = bool(ramp.run(count))
+                ramp.runs.append((count, healthy))
+                if healthy:
+                    break
+            ramp.record(count, healthy)
+        round_number += 1
