@@ -31,10 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from service_lab import RESULTS, ROOT, Service  # noqa: F401
-from lab_machines import (bench_service, lab_arguments, cgroup_cpu_seconds, host_cpu, host_info, unit_cgroup,
-                          unit_cpu_seconds, unit_pids)
+from service_lab import RESULTS, ROOT, Service, bench_service, host_info, lab_arguments
+from livestream_lab.machines import unit_cgroup, unit_pids
 from livestream_testing.lab import stream_key
+from livestream_probes.cpu import cgroup_cpu_seconds, cgroup_sampler, host_cpu
 from livestream_probes.hls import HlsClient, HlsError
 
 STACK = "bench-load"
@@ -106,7 +106,7 @@ def measure(service: Service, client: HlsClient, url: str, window: float) -> dic
         raise RuntimeError(f"the stream does not move at {url}: {advance.errors[-3:]}")
     time.sleep(WARMUP_SECONDS)  # x264's and the muxers' start-up, out of the window
     stream = unit_cgroup(service.lab, backend, UNIT)
-    nginx = unit_cpu_seconds(service.lab, frontend, "nginx.service")
+    nginx = cgroup_sampler(unit_cgroup(service.lab, frontend, "nginx.service"))
     pids = unit_pids(service.lab, backend, UNIT)
     cpu_before, nginx_before, (busy_before, total_before) = cgroup_cpu_seconds(stream), nginx(), host_cpu()
     started = time.monotonic()
@@ -183,7 +183,7 @@ def main() -> None:
 
     report = {
         "date": date,
-        "host": {**host_info(), "load_average": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)}},
+        "host": host_info(load_before[0], load_after[0]),
         "settings": {
             "stack": args.stack, "stream": STREAM, "window_seconds": args.window_seconds, "warmup_seconds": WARMUP_SECONDS,
             "abr_ladder": LADDER, "media_file": MEDIA, "role_settings": "the backend role's defaults otherwise"

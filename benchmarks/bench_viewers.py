@@ -41,9 +41,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service_lab import RESULTS, ROOT, Service  # noqa: F401
-from lab_machines import (bench_service, lab_arguments, cgroup_cpu_seconds, host_cpu, host_info, in_network_of,
-                          unit_cgroup, unit_pids)
+from service_lab import RESULTS, ROOT, Service, bench_service, host_info, lab_arguments
+from livestream_lab.machines import in_network_of, unit_cgroup, unit_pids
+from livestream_probes.cpu import cgroup_cpu_seconds, cgroup_sampler, host_cpu
 from livestream_probes.hls import HlsClient, Ramp, ramp_viewers, run_viewers
 
 STACK = "bench-load"
@@ -93,9 +93,8 @@ def generator(ca_file: str, domain: str) -> None:
             advance = client.playlist_advances(command["url"], within_s=command["timeout_s"])
             answer = {"ok": bool(advance), "errors": advance.errors[-3:]}
         else:
-            cgroup = Path(command["cgroup"])
             load = run_viewers(command["url"], command["viewers"], command["duration_s"], client=client,
-                               cpu=lambda: cgroup_cpu_seconds(cgroup), spread_s=command["spread_s"])
+                               cpu=cgroup_sampler(Path(command["cgroup"])), spread_s=command["spread_s"])
             answer = {**load.summary(), "server_cpu_s": load.server_cpu_s, "client_cpu_s": load.client_cpu_s,
                       "bytes": sum(report.bytes for report in load.reports),
                       "first_errors": [error for report in load.reports for error in report.errors][:3]}
@@ -293,7 +292,7 @@ def main() -> None:
     bare_cpu = sum(bare.run_at(count)["nginx_cpu_per_s"] for count in common)
     report = {
         "date": date,
-        "host": {**host_info(), "load_average": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)}},
+        "host": host_info(load_before[0], load_after[0]),
         "settings": {
             "stack": service.lab.stack, "stream": STREAM, "nginx_workers": workers,
             "generator": "probes.hls.run_viewers in one process on the host, in the frontend's network namespace,"

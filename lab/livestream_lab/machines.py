@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from . import image
-from .config import LabConfig
+from .config import CGROUP_HIERARCHIES, LabConfig
 from .stack import Instance, Stack
 from .system import alive, run, spawn, wait_for
 
@@ -157,6 +157,23 @@ def in_network_of(lab: LabConfig, name: str, argv: list[str]) -> list[str]:
     """``argv`` run from the host inside the machine's network namespace only: the machine's
     addresses and loopback, the host's files, processes and CPU accounting."""
     return ["nsenter", f"--target={leader_pid(lab, name)}", "--net", "--", *argv]
+
+
+def unit_cgroup(lab: LabConfig, name: str, unit: str) -> Path:
+    """The cgroup (unified hierarchy) of the machine's systemd unit ``unit``, e.g.
+    ``nginx.service`` or ``livestream-stream@test.service`` (under its template's slice):
+    the machine's systemd makes it under the machine's own cgroup, where the host reads
+    the unit's CPU time and processes without entering the machine."""
+    top = lab.cgroup_dirs(named_dir(lab, name).name)[CGROUP_HIERARCHIES.index("unified")]
+    found = sorted(top.rglob(unit), key=lambda path: len(path.parts))
+    if not found:
+        raise LookupError(f"{lab.stack}: no unit {unit} running on {name}")
+    return found[0]
+
+
+def unit_pids(lab: LabConfig, name: str, unit: str) -> list[int]:
+    """The host's PIDs of the unit's processes now."""
+    return [int(pid) for pid in (unit_cgroup(lab, name, unit) / "cgroup.procs").read_text().split()]
 
 
 def wait_booted(lab: LabConfig, instance: Instance, timeout: float = 120) -> None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import os
 import socket
 import ssl
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable
+
+from livestream_probes.cpu import CpuSampler
 
 
 class HlsError(Exception):
@@ -497,63 +498,6 @@ async def _viewer(number: int, client: HlsClient, url: str, deadline: float) -> 
     finally:
         await connection.close()
     return report
-
-
-CpuSampler = Callable[[], float]
-"""Returns the server's cumulative CPU seconds so far; the load run takes the difference."""
-
-
-def local_proc_stat(proc: str = "/proc") -> str:
-    """Every process's /proc/<pid>/stat line on this machine, like ``cat /proc/[0-9]*/stat``."""
-    lines = []
-    for entry in os.listdir(proc):
-        if entry.isdigit():
-            try:
-                with open(os.path.join(proc, entry, "stat"), encoding="ascii", errors="replace") as stat:
-                    lines.append(stat.read().strip())
-            except OSError:
-                continue  # gone since the listing
-    return "\n".join(lines)
-
-
-def process_cpu_seconds(name: str | None = None, *, root_pid: int | None = None,
-                        read: Callable[[], str] = local_proc_stat) -> CpuSampler:
-    """A CPU sampler for the processes named ``name``, or for ``root_pid`` and all its
-    descendants (nginx's master and its workers), or both conditions at once.
-
-    ``read`` returns the /proc/<pid>/stat lines to look at: this machine's by default; for
-    a lab machine, a callable that runs ``cat /proc/[0-9]*/stat 2>/dev/null`` over ssh.
-    A process that exits between two samples takes its share with it: sample around a
-    run in which the server is not restarted.
-    """
-
-    def sample() -> float:
-        return stat_cpu_ticks(read(), name, root_pid=root_pid) / os.sysconf("SC_CLK_TCK")
-
-    return sample
-
-
-def stat_cpu_ticks(stat: str, name: str | None = None, *, root_pid: int | None = None) -> int:
-    """utime + stime (clock ticks) of the processes in ``stat`` (/proc/<pid>/stat lines),
-    counting only those whose command name is ``name`` and, with ``root_pid``, only that
-    process and its descendants."""
-    processes: dict[int, tuple[str, int, int]] = {}  # pid: (command, parent, ticks)
-    for line in stat.splitlines():
-        if ")" not in line:
-            continue
-        command = line[line.index("(") + 1:line.rindex(")")]
-        fields = line[line.rindex(")") + 2:].split()
-        # after the command: state, ppid, ... utime and stime are the 12th and 13th
-        processes[int(line.split(" ", 1)[0])] = (command, int(fields[1]), int(fields[11]) + int(fields[12]))
-    chosen = set(processes)
-    if root_pid is not None:
-        chosen = {root_pid} & chosen
-        grew = True
-        while grew:
-            children = {pid for pid, process in processes.items() if process[1] in chosen}
-            grew = not children <= chosen
-            chosen |= children
-    return sum(processes[pid][2] for pid in chosen if name is None or processes[pid][0] == name)
 
 
 def run_viewers(url: str, viewers: int, duration_s: float, *, client: HlsClient,
