@@ -12,7 +12,8 @@ import pytest
 
 from livestream_lab import strict
 from livestream_lab.moto import MotoServer
-from livestream_testing.playbook import ROOT, Runner
+from livestream_testing import ROOT
+from livestream_testing.playbook import Runner
 
 # Running `pytest` from the venv works like `make pytest`: the venv's tools first, the
 # working tree importable as livestream.aws (the link collections/ansible_collections/livestream/aws).

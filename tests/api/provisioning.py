@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from conftest import observer
-from livestream_testing.playbook import ROOT
+from livestream_testing import ROOT
 
 PROVISION = ROOT / "playbooks" / "provision.yml"
 TEARDOWN = ROOT / "playbooks" / "teardown.yml"

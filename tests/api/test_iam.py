@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 from conftest import observer
-from livestream_testing.playbook import ROOT
+from livestream_testing import ROOT
 from provisioning import COMPLETE, PROVISION, TEARDOWN, Inventory, census, counts, stack_vars
 
 POLICY = json.loads((ROOT / "docs" / "iam" / "livestream-deployer.json").read_text())

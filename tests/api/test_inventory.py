@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from livestream_testing.playbook import ROOT
+from livestream_testing import ROOT
 from provisioning import Inventory, plain
 
 DEBIAN_AMI = "ami-0deb12a0000000002"

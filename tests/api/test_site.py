@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from livestream_testing.playbook import ROOT
+from livestream_testing import ROOT
 from provisioning import PROVISION, census, instances_by_role, route53, stack_vars
 
 SITE = ROOT / "playbooks" / "site.yml"

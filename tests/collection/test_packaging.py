@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import observer
-from livestream_testing.playbook import ROOT
+from livestream_testing import ROOT
 
 GALAXY = yaml.safe_load((ROOT / "galaxy.yml").read_text())
 MODULES = sorted(p.stem for p in (ROOT / "plugins/modules").glob("*.py") if p.stem != "__init__")
