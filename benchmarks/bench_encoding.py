@@ -31,15 +31,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from service_lab import RESULTS, ROOT, Service, bench_service, host_info, lab_arguments
+from service_lab import LOAD_STACK, RESULTS, ROOT, Service, bench_service, host_info, lab_arguments
 from livestream_lab.machines import unit_cgroup, unit_pids
-from livestream_testing.lab import stream_key
+from livestream_testing.lab import STREAM, stream_key
 from livestream_probes.cpu import cgroup_cpu_seconds, cgroup_sampler, host_cpu
 from livestream_probes.hls import HlsClient, HlsError
 
-STACK = "bench-load"
 OUTPUT = RESULTS / "encoding.json"
-STREAM = "test"  # the stream site.yml configures on the lab
 UNIT = f"livestream-stream@{STREAM}.service"
 WARMUP_SECONDS = 10
 POLL_SECONDS = 0.5
@@ -140,7 +138,7 @@ def ffmpeg_command(service: Service) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    lab_arguments(parser, STACK)
+    lab_arguments(parser, LOAD_STACK)
     parser.add_argument("--window-seconds", type=float, default=30, help="measurement window of each arm")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of: {', '.join(ARMS)}")
     args = parser.parse_args()

@@ -37,6 +37,7 @@ import sys
 import time
 
 from service_lab import RESULTS, ROOT, Service, host_info, lab_arguments, service_lab
+from livestream_testing.lab import STREAM
 
 from livestream_probes.browser import Browser
 from livestream_probes.hls import HlsClient, HlsError
@@ -47,7 +48,6 @@ OUTPUT = RESULTS / "latency.json"
 AIM_MEDIAN_MS = 3000
 # the backend's test pattern with the roles' defaults: 720p at 30 frames per second
 WIDTH, HEIGHT, RATE = 1280, 720, 30
-STREAM = "test"
 
 ARMS = {
     "original": {

@@ -41,14 +41,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service_lab import RESULTS, ROOT, Service, bench_service, host_info, lab_arguments
+from service_lab import LOAD_STACK, RESULTS, ROOT, Service, bench_service, host_info, lab_arguments
 from livestream_lab.machines import in_network_of, unit_cgroup, unit_pids
+from livestream_testing.lab import STREAM
 from livestream_probes.cpu import cgroup_cpu_seconds, cgroup_sampler, host_cpu
 from livestream_probes.hls import HlsClient, Ramp, ramp_viewers, run_viewers
 
-STACK = "bench-load"
 OUTPUT = RESULTS / "viewers.json"
-STREAM = "test"  # the stream site.yml configures on the lab
 AIM = 0.9  # of the ceiling's viewers
 IDLE_SECONDS = 10
 TEARDOWN_SECONDS = 30  # the bare nginx stopped, the lab taken down, the report written
@@ -231,7 +230,7 @@ def arm_figures(arm: Arm) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    lab_arguments(parser, STACK)
+    lab_arguments(parser, LOAD_STACK)
     parser.add_argument("--start", type=int, default=60, help="viewers of the first run")
     parser.add_argument("--limit", type=int, default=960, help="most viewers ever run (each is a connection; nginx has 1024 per worker)")
     parser.add_argument("--step-seconds", type=float, default=15, help="length of each run")

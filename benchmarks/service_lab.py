@@ -30,6 +30,8 @@ from livestream_testing import ROOT
 from livestream_testing import lab as lab_support
 
 RESULTS = ROOT / "benchmarks" / "results"
+# the lab bench_viewers and bench_encoding run on, one after the other with --keep and --reuse
+LOAD_STACK = "bench-load"
 
 
 @dataclass

@@ -20,7 +20,7 @@ from pathlib import Path
 from . import image
 from .config import CGROUP_HIERARCHIES, LabConfig
 from .stack import Instance, Stack
-from .system import alive, run, spawn, wait_for
+from .system import alive, kill, run, spawn, wait_for
 
 REBOOT_EXIT_CODE = 133
 
@@ -202,10 +202,7 @@ def remove_cgroups(lab: LabConfig) -> None:
             continue
         for procs in top.rglob("cgroup.procs"):
             for pid in procs.read_text().split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                kill(int(pid), signal.SIGKILL)
         for directory in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
             _rmdir(directory)
         _rmdir(top)

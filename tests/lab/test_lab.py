@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from livestream_probes.net import OPEN, tcp_state
 from livestream_testing.playbook import Runner
 from livestream_testing.lab import aws_environment, inventory_hosts, lab_identifiers, machine_names, snapshot, ssh
 from livestream_lab import config, lab as lab_flow, machines, network
@@ -28,11 +29,7 @@ pytestmark = pytest.mark.lab
 
 
 def _connects(address: str, port: int, timeout: float = 3) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return tcp_state(address, port, timeout=timeout) == OPEN
 
 
 def _machines(lab_config) -> dict[str, dict]:

@@ -17,6 +17,9 @@ from livestream_lab import config, lab as lab_flow
 
 # the stack tests/lab runs its lab under (tests/e2e has its own, so both can run at once)
 STACK = "labtest"
+# the stream the roles configure without livestream_streams: the test pattern, its key
+# generated on the controller
+STREAM = "test"
 
 
 def require_lab_host():
@@ -129,7 +132,7 @@ def service_lab(stack: str, keep: bool = False):
             lab_flow.down(settings)
 
 
-def stream_key(lab_config, stream: str = "test") -> str:
+def stream_key(lab_config, stream: str = STREAM) -> str:
     """The publish key of a stream, where site.yml generated it on the controller."""
     settings = json.loads((lab_config.state_dir / "group_vars" / "all.json").read_text())
     return (Path(settings["livestream_credentials_dir"]) / f"stream-key-{stream}").read_text().strip()
