@@ -14,9 +14,9 @@ segments behind the live edge, reload the playlist every target duration, fetch 
 segment once; a segment is late when a player without a buffer of its own would stall
 for it. The two arms ramp in lockstep, taking turns (probes.hls.ramp_viewers): double the
 viewers from --start until a count fails (--tries runs at it, each with a late, missed or
-failed segment), then bisect to 1/16. Every run is bounded (--step-seconds), the viewers too (--limit),
-and the ramp starts no run that could end later than --max-seconds after the benchmark
-began (lab bring-up included). nginx's CPU: its unit's cgroup (cpu.stat usage_usec) read
+failed segment), then bisect to 1/16. Every run is bounded (--step-seconds), the viewers
+too (--limit), and the ramp starts no run that could end later than --max-seconds after
+the benchmark began (lab bring-up included). nginx's CPU: its unit's cgroup (cpu.stat usage_usec) read
 by the host; the generator's CPU and the host's are reported too, since on a small host
 the generator shares the cores with nginx.
 
