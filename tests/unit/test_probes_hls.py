@@ -135,6 +135,22 @@ def test_segments_slower_than_the_stream_count_as_late(tls, client):
     assert summary["worst_lateness_s"] >= 0.45, summary
 
 
+def test_a_first_segment_slower_than_a_target_duration_counts_as_late(tls, client):
+    # only the first segment asked for is slow (0.45 s, more than the 0.25 s target duration);
+    # the rest are needed from when it arrived, and come in time
+    asked: list[int] = []
+
+    def delay(sequence: int, connections: int) -> float:
+        asked.append(sequence)
+        return 0.45 if len(asked) == 1 else 0.0
+
+    live = SyntheticLive(segment_s=0.25, delay=delay)
+    with https_server(tls, live.handler()) as port:
+        load = run_viewers(f"https://{SITE}:{port}/live.m3u8", viewers=1, duration_s=0.75, client=client)
+    summary = load.summary()
+    assert summary["late_segments"] >= 1 and summary["worst_lateness_s"] >= 0.15, summary
+
+
 def test_ramp_finds_the_most_viewers_the_server_keeps_up_with(tls, client):
     # a server that keeps up with three viewers at once and stalls beyond
     live = SyntheticLive(segment_s=0.25, delay=lambda sequence, connections: 0.75 if connections > 3 else 0.0)
