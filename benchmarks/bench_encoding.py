@@ -31,15 +31,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from service_lab import RESULTS, ROOT, Service  # noqa: F401
-from lab_machines import (bench_service, lab_arguments, cgroup_cpu_seconds, host_cpu, host_info, unit_cgroup,
-                          unit_cpu_seconds, unit_pids)
-from livestream_testing.lab import stream_key
+from service_lab import LOAD_STACK, RESULTS, ROOT, Service, bench_service, host_info, lab_arguments
+from livestream_lab.machines import unit_cgroup, unit_pids
+from livestream_testing.lab import STREAM, stream_key
+from livestream_probes.cpu import cgroup_cpu_seconds, cgroup_sampler, host_cpu
 from livestream_probes.hls import HlsClient, HlsError
 
-STACK = "bench-load"
 OUTPUT = RESULTS / "encoding.json"
-STREAM = "test"  # the stream site.yml configures on the lab
 UNIT = f"livestream-stream@{STREAM}.service"
 WARMUP_SECONDS = 10
 POLL_SECONDS = 0.5
@@ -106,7 +104,7 @@ def measure(service: Service, client: HlsClient, url: str, window: float) -> dic
         raise RuntimeError(f"the stream does not move at {url}: {advance.errors[-3:]}")
     time.sleep(WARMUP_SECONDS)  # x264's and the muxers' start-up, out of the window
     stream = unit_cgroup(service.lab, backend, UNIT)
-    nginx = unit_cpu_seconds(service.lab, frontend, "nginx.service")
+    nginx = cgroup_sampler(unit_cgroup(service.lab, frontend, "nginx.service"))
     pids = unit_pids(service.lab, backend, UNIT)
     cpu_before, nginx_before, (busy_before, total_before) = cgroup_cpu_seconds(stream), nginx(), host_cpu()
     started = time.monotonic()
@@ -140,7 +138,7 @@ def ffmpeg_command(service: Service) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    lab_arguments(parser, STACK)
+    lab_arguments(parser, LOAD_STACK)
     parser.add_argument("--window-seconds", type=float, default=30, help="measurement window of each arm")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of: {', '.join(ARMS)}")
     args = parser.parse_args()
@@ -183,7 +181,7 @@ def main() -> None:
 
     report = {
         "date": date,
-        "host": {**host_info(), "load_average": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)}},
+        "host": host_info(load_before[0], load_after[0]),
         "settings": {
             "stack": args.stack, "stream": STREAM, "window_seconds": args.window_seconds, "warmup_seconds": WARMUP_SECONDS,
             "abr_ladder": LADDER, "media_file": MEDIA, "role_settings": "the backend role's defaults otherwise"

@@ -5,7 +5,7 @@ the image cached, a second `make lab` on a running lab, and `make lab-down`.
 the real cache survives the measurement. Runs under its own stack name, beside any other
 lab. Prints a table and writes benchmarks/results/lab.json.
 
-    .venv/bin/python benchmarks/bench_lab.py [--skip-image-build]
+    .venv/bin/python benchmarks/bench_lab.py [--skip-image-build] [--stack NAME]
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -21,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "lab.json"
+from service_lab import RESULTS, ROOT, host_info, lab_arguments
+
+OUTPUT = RESULTS / "lab.json"
 STACK = "bench"
 AIM_CACHED_SECONDS = 180
 
@@ -42,8 +42,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-image-build", action="store_true",
                         help="leave out `make lab` from nothing (about a minute of debootstrap)")
+    lab_arguments(parser, STACK, reuse=False, keep=False)
     args = parser.parse_args()
-    env = {**os.environ, "LIVESTREAM_STACK": STACK}
+    env = {**os.environ, "LIVESTREAM_STACK": args.stack}
     figures: dict[str, float | None] = {"from_nothing": None}
 
     subprocess.run(["make", "-s", "lab-down"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -58,16 +59,15 @@ def main() -> None:
     figures["again"] = timed("lab", env)
     figures["down"] = timed("lab-down", env)
 
-    site = (ROOT / "playbooks" / "site.yml").exists()
     report = {
-        "host": {"cpus": os.cpu_count(), "kernel": platform.release()},
-        "scope": "full service (site.yml)" if site else "lab + checks, machines unconfigured (no site.yml yet)",
+        "host": host_info(),
+        "scope": "full service (site.yml)",
         "seconds": {name: None if value is None else round(value, 1) for name, value in figures.items()},
         "aim": {"cached_seconds": AIM_CACHED_SECONDS,
                 "met": figures["cached"] < AIM_CACHED_SECONDS},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(json.dumps(report, indent=2) + "\n")
     print(f"lab benchmark ({report['scope']}, {report['host']['cpus']} CPUs)")
     for name, label in (("from_nothing", "make lab from nothing (image build included)"),
                         ("cached", "make lab, image cached"), ("again", "make lab on a running lab"),
@@ -75,7 +75,7 @@ def main() -> None:
         value = report["seconds"][name]
         print(f"  {label:<46} {'skipped' if value is None else f'{value:7.1f} s'}")
     print(f"  aim: cached bring-up under {AIM_CACHED_SECONDS} s: {'met' if report['aim']['met'] else 'NOT met'}")
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+    print(f"written to {OUTPUT.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

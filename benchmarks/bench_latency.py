@@ -17,10 +17,11 @@ Arms (switched with playbooks/configure.yml and extra vars, see ARMS):
   ours       the roles' defaults (1 s fragments, 4-fragment playlist, the player's live sync)
 
 Prints a table and writes benchmarks/results/latency.json; about 7 minutes on 2 cores, lab
-bring-up included. The lab is taken down at the end.
+bring-up included. The lab is taken down at the end (unless --keep).
 
-    .venv/bin/python benchmarks/bench_latency.py [--page-loads 3] [--sample-seconds 10]
+    .venv/bin/python benchmarks/bench_latency.py [--page-loads 3] [--sample-seconds 10] [--arms ours]
         [--ours '{"frontend_player_target_latency_fragments": 2}']   (role variables to try)
+        [--stack NAME] [--keep]
 
 Figures, not a test: it fails only when the service or the browser does.
 """
@@ -31,12 +32,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 
-from service_lab import RESULTS, ROOT, Service, service_lab
+from service_lab import RESULTS, ROOT, Service, host_info, lab_arguments, service_lab
+from livestream_testing.lab import STREAM
 
 from livestream_probes.browser import Browser
 from livestream_probes.hls import HlsClient, HlsError
@@ -47,7 +48,6 @@ OUTPUT = RESULTS / "latency.json"
 AIM_MEDIAN_MS = 3000
 # the backend's test pattern with the roles' defaults: 720p at 30 frames per second
 WIDTH, HEIGHT, RATE = 1280, 720, 30
-STREAM = "test"
 
 ARMS = {
     "original": {
@@ -264,12 +264,12 @@ def main() -> None:
                         help="role variables to try in the ours arm, e.g. "
                              "'{\"frontend_player_target_latency_fragments\": 2}'")
     parser.add_argument("--arms", default="original,ours", help=f"comma-separated, of: {', '.join(ARMS)}")
-    parser.add_argument("--keep", action="store_true", help="leave the lab up (LIVESTREAM_STACK=bench-latency make lab-down)")
+    lab_arguments(parser, STACK, reuse=False)  # its arms reconfigure the service: a lab of its own
     arguments = parser.parse_args()
 
     started = time.monotonic()
     load_before = os.getloadavg()[0]
-    with service_lab(STACK, keep=arguments.keep) as service:
+    with service_lab(arguments.stack, keep=arguments.keep) as service:
         lab_seconds = time.monotonic() - started
         arms = {name: measure_arm(service, name, ARMS[name], page_loads=arguments.page_loads,
                                   sample_seconds=arguments.sample_seconds,
@@ -278,8 +278,7 @@ def main() -> None:
     load_after = os.getloadavg()[0]
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "host": {"cpus": os.cpu_count(), "kernel": platform.release(),
-                 "load_average": {"before": round(load_before, 2), "after": round(load_after, 2)}},
+        "host": host_info(load_before, load_after),
         "scope": "the lab's full service: backend ffmpeg -> RTMP -> frontend nginx-rtmp HLS -> HTTPS -> Chromium",
         "method": {"stream": f"test pattern {WIDTH}x{HEIGHT} at {RATE} fps with the capture-time strip",
                    "page_loads": arguments.page_loads, "sample_seconds_per_load": arguments.sample_seconds,

@@ -32,15 +32,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from service_lab import RESULTS, ROOT, host_info
 from livestream_lab import strict
 from livestream_lab.moto import MotoServer
 
-ROOT = Path(__file__).resolve().parents[1]
-
-RESULTS = ROOT / "benchmarks" / "results" / "provision.json"
+OUTPUT = RESULTS / "provision.json"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBUjQtWjI3D++Y+7hQvPOsPuIejtshknMqqrpkRgwp8p bench@livestream"
-# our aims, from the issue: create and no-op re-run each at most a fifth of the baseline's
-# wall time, and a no-op re-run under 15 API calls
+# the aims (docs/performance.md, "Figures"): create and no-op re-run each at most a fifth
+# of the baseline's wall time, and a no-op re-run under 15 API calls
 SPEED_UP = 5
 NOOP_CALLS = 15
 # and under strict mode: create under 10 s, a no-op re-run under 3 s and 20 calls
@@ -149,13 +148,13 @@ def main():
         "baseline": baseline,
         "ours_strict": {"strict_mode": strict.AS_AWS, **ours_strict},
         "rounds": rounds,
-        "load_average": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()},
+        "host": host_info(load_before, os.getloadavg()[0]),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(json.dumps(results, indent=2) + "\n")
 
-    print(f"median of {rounds} round(s); load average {results['load_average']['before']} -> "
-          f"{results['load_average']['after']} on {os.cpu_count()} CPUs")
+    load = results["host"]["load_average"]
+    print(f"median of {rounds} round(s); load average {load['before']} -> {load['after']} on {os.cpu_count()} CPUs")
     print(f"{'phase':<10}{'ours s':>8}{'base s':>8}{'ratio':>7}{'ours cpu':>10}{'base cpu':>10}{'ours calls':>12}{'base calls':>12}")
     for phase in ("create", "noop", "teardown"):
         mine, theirs = ours[phase], baseline[phase]
@@ -180,7 +179,7 @@ def main():
     }
     for aim, met in aims.items():
         print(f"{'met    ' if met else 'MISSED '} {aim}")
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+    print(f"written to {OUTPUT.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

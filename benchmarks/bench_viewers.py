@@ -12,11 +12,11 @@ over the machine's loopback: the same path, the same TLS, the same client.
 The viewers (probes.hls.run_viewers): one keep-alive HTTPS connection each, join three
 segments behind the live edge, reload the playlist every target duration, fetch each new
 segment once; a segment is late when a player without a buffer of its own would stall
-for it. The two arms ramp in lockstep, taking turns: double the viewers from --start
-until a count fails (--tries runs at it, each with a late, missed or failed segment),
-then bisect to 1/16. Every run is bounded (--step-seconds), the viewers too (--limit),
-and the ramp starts no run that could end later than --max-seconds after the benchmark
-began (lab bring-up included). nginx's CPU: its unit's cgroup (cpu.stat usage_usec) read
+for it. The two arms ramp in lockstep, taking turns (probes.hls.ramp_viewers): double the
+viewers from --start until a count fails (--tries runs at it, each with a late, missed or
+failed segment), then bisect to 1/16. Every run is bounded (--step-seconds), the viewers
+too (--limit), and the ramp starts no run that could end later than --max-seconds after
+the benchmark began (lab bring-up included). nginx's CPU: its unit's cgroup (cpu.stat usage_usec) read
 by the host; the generator's CPU and the host's are reported too, since on a small host
 the generator shares the cores with nginx.
 
@@ -41,14 +41,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service_lab import RESULTS, ROOT, Service  # noqa: F401
-from lab_machines import (bench_service, lab_arguments, cgroup_cpu_seconds, host_cpu, host_info, in_network_of,
-                          unit_cgroup, unit_pids)
-from livestream_probes.hls import HlsClient, run_viewers
+from service_lab import LOAD_STACK, RESULTS, ROOT, Service, bench_service, host_info, lab_arguments
+from livestream_lab.machines import in_network_of, unit_cgroup, unit_pids
+from livestream_testing.lab import STREAM
+from livestream_probes.cpu import cgroup_cpu_seconds, cgroup_sampler, host_cpu
+from livestream_probes.hls import HlsClient, Ramp, ramp_viewers, run_viewers
 
-STACK = "bench-load"
 OUTPUT = RESULTS / "viewers.json"
-STREAM = "test"  # the stream site.yml configures on the lab
 AIM = 0.9  # of the ceiling's viewers
 IDLE_SECONDS = 10
 TEARDOWN_SECONDS = 30  # the bare nginx stopped, the lab taken down, the report written
@@ -93,9 +92,8 @@ def generator(ca_file: str, domain: str) -> None:
             advance = client.playlist_advances(command["url"], within_s=command["timeout_s"])
             answer = {"ok": bool(advance), "errors": advance.errors[-3:]}
         else:
-            cgroup = Path(command["cgroup"])
             load = run_viewers(command["url"], command["viewers"], command["duration_s"], client=client,
-                               cpu=lambda: cgroup_cpu_seconds(cgroup), spread_s=command["spread_s"])
+                               cpu=cgroup_sampler(Path(command["cgroup"])), spread_s=command["spread_s"])
             answer = {**load.summary(), "server_cpu_s": load.server_cpu_s, "client_cpu_s": load.client_cpu_s,
                       "bytes": sum(report.bytes for report in load.reports),
                       "first_errors": [error for report in load.reports for error in report.errors][:3]}
@@ -140,26 +138,9 @@ class Arm:
     url: str
     unit: str
     cgroup: Path | None = None
-    best: int = 0  # most viewers served without a late, missed or failed segment
-    bad: int | None = None  # fewest viewers that were not
+    ramp: Ramp | None = None  # its search for the most viewers served (probes.hls.ramp_viewers)
     runs: list[dict] = field(default_factory=list)
     idle_cpu_per_s: float | None = None
-
-    def next_count(self, start: int, limit: int) -> int | None:
-        """The viewers of this arm's next run; None once it is refined (or failed at the start)."""
-        if not self.runs:
-            return start
-        if self.bad is None:
-            return None if self.best >= limit else min(self.best * 2, limit)
-        if self.best == 0 or self.bad - self.best <= max(1, self.best // 16):
-            return None
-        return (self.best + self.bad) // 2
-
-    def record(self, count: int, healthy: bool) -> None:
-        if healthy:
-            self.best = max(self.best, count)
-        else:
-            self.bad = count if self.bad is None else min(self.bad, count)
 
     def run_at(self, count: int | None) -> dict | None:
         return next((run for run in self.runs if run["viewers"] == count and run["healthy"]), None)
@@ -221,42 +202,26 @@ def measure(generator_: Generator, arm: Arm, count: int, args: argparse.Namespac
     return run
 
 
-def ramp(generator_: Generator, arms: list[Arm], args: argparse.Namespace, deadline: float) -> bool:
-    """Both arms in lockstep, taking turns at going first. False when the deadline (a
-    time.monotonic() value) came before both were refined."""
-    round_number = 0
-    while True:
-        order = arms if round_number % 2 == 0 else arms[::-1]
-        pending = [(arm, arm.next_count(args.start, args.limit)) for arm in order]
-        pending = [(arm, count) for arm, count in pending if count is not None]
-        if not pending:
-            return True
-        for arm, count in pending:
-            healthy = False
-            for _attempt in range(args.tries):
-                if time.monotonic() + args.step_seconds + 5 > deadline:
-                    return False
-                run = measure(generator_, arm, count, args)
-                arm.runs.append(run)
-                print(f"  {arm.name:>5} {count:5d} viewers: {'ok  ' if run['healthy'] else 'LATE'}"
-                      f" late {run['late_segments']}, missed {run['missed_segments']}, errors {run['errors']},"
-                      f" nginx {run['nginx_cpu_per_s']:.3f} CPU s/s, generator {run['generator_cpu_per_s']:.3f},"
-                      f" host {run['host_busy']:.0%} busy", flush=True)
-                healthy = run["healthy"]
-                if healthy:
-                    break
-            arm.record(count, healthy)
-        round_number += 1
+def step(generator_: Generator, arm: Arm, count: int, args: argparse.Namespace) -> bool:
+    """One run of the arm's ramp: measured, recorded and printed; whether it was healthy."""
+    run = measure(generator_, arm, count, args)
+    arm.runs.append(run)
+    print(f"  {arm.name:>5} {count:5d} viewers: {'ok  ' if run['healthy'] else 'LATE'}"
+          f" late {run['late_segments']}, missed {run['missed_segments']}, errors {run['errors']},"
+          f" nginx {run['nginx_cpu_per_s']:.3f} CPU s/s, generator {run['generator_cpu_per_s']:.3f},"
+          f" host {run['host_busy']:.0%} busy", flush=True)
+    return run["healthy"]
 
 
-def arm_figures(arm: Arm, args: argparse.Namespace) -> dict:
-    at_best = arm.run_at(arm.best)
+def arm_figures(arm: Arm) -> dict:
+    assert arm.ramp is not None
+    at_best = arm.run_at(arm.ramp.best)
     return {
         "label": arm.label,
         "url": arm.url,
-        "sustained_viewers": arm.best,
-        "first_late_viewers": arm.bad,
-        "refined": arm.next_count(args.start, args.limit) is None,
+        "sustained_viewers": arm.ramp.best,
+        "first_late_viewers": arm.ramp.bad,
+        "refined": arm.ramp.done,
         "idle_nginx_cpu_per_s": arm.idle_cpu_per_s,
         "at_sustained": at_best,
         "runs": arm.runs,
@@ -265,7 +230,7 @@ def arm_figures(arm: Arm, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    lab_arguments(parser, STACK)
+    lab_arguments(parser, LOAD_STACK)
     parser.add_argument("--start", type=int, default=60, help="viewers of the first run")
     parser.add_argument("--limit", type=int, default=960, help="most viewers ever run (each is a connection; nginx has 1024 per worker)")
     parser.add_argument("--step-seconds", type=float, default=15, help="length of each run")
@@ -309,7 +274,11 @@ def main() -> None:
                 print(f"viewer capacity on {service.lab.stack} (2 arms in lockstep, {args.step_seconds:.0f} s runs,"
                       f" up to {args.limit} viewers, {deadline - time.monotonic():.0f} s left for them); idle nginx CPU s/s:"
                       f" ours {arms[0].idle_cpu_per_s}, bare {arms[1].idle_cpu_per_s}", flush=True)
-                complete = ramp(generator_, arms, args, deadline)
+                for arm in arms:
+                    arm.ramp = Ramp(lambda count, arm=arm: step(generator_, arm, count, args),
+                                    start=args.start, limit=args.limit, tries=args.tries)
+                # both arms in lockstep, taking turns at going first; no run that could end past the deadline
+                complete = ramp_viewers(*(arm.ramp for arm in arms), deadline=deadline, run_s=args.step_seconds + 5)
             finally:
                 generator_.close()
         load_after = os.getloadavg()
@@ -322,7 +291,7 @@ def main() -> None:
     bare_cpu = sum(bare.run_at(count)["nginx_cpu_per_s"] for count in common)
     report = {
         "date": date,
-        "host": {**host_info(), "load_average": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)}},
+        "host": host_info(load_before[0], load_after[0]),
         "settings": {
             "stack": service.lab.stack, "stream": STREAM, "nginx_workers": workers,
             "generator": "probes.hls.run_viewers in one process on the host, in the frontend's network namespace,"
@@ -331,7 +300,7 @@ def main() -> None:
             "join_seconds": args.join_seconds, "max_seconds": args.max_seconds, "precision": "1/16 of the viewers",
             "tries": args.tries, "ramp_complete": complete,
         },
-        "arms": {arm.name: arm_figures(arm, args) for arm in arms},
+        "arms": {arm.name: arm_figures(arm) for arm in arms},
         "same_load": None if not common else {
             "viewers": common,
             "nginx_cpu_per_s": {arm.name: [arm.run_at(count)["nginx_cpu_per_s"] for count in common] for arm in arms},
@@ -342,8 +311,8 @@ def main() -> None:
                                                 / (bare_cpu - len(common) * (bare.idle_cpu_per_s or 0)), 3),
         },
         "aim": {"fraction_of_ceiling": AIM,
-                "ours_over_bare": round(ours.best / bare.best, 3) if bare.best else None,
-                "met": bool(bare.best) and ours.best >= AIM * bare.best},
+                "ours_over_bare": round(ours.ramp.best / bare.ramp.best, 3) if bare.ramp.best else None,
+                "met": bool(bare.ramp.best) and ours.ramp.best >= AIM * bare.ramp.best},
         "seconds": round(time.monotonic() - began, 1),
     }
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
@@ -352,8 +321,8 @@ def main() -> None:
     print(f"\n{'arm':<6} {'sustained':>9} {'first late':>10} {'nginx CPU s/s':>13} {'per viewer':>12}"
           f" {'net of idle':>12} {'generator':>9} {'host busy':>9}")
     for arm in arms:
-        at = arm.run_at(arm.best) or {}
-        print(f"{arm.name:<6} {arm.best:>9} {str(arm.bad or '-'):>10} {at.get('nginx_cpu_per_s', float('nan')):>13.3f}"
+        at = arm.run_at(arm.ramp.best) or {}
+        print(f"{arm.name:<6} {arm.ramp.best:>9} {str(arm.ramp.bad or '-'):>10} {at.get('nginx_cpu_per_s', float('nan')):>13.3f}"
               f" {at.get('nginx_cpu_per_s_per_viewer', float('nan')) * 1000:>9.3f} ms"
               f" {at.get('nginx_cpu_per_s_per_viewer_net_of_idle', float('nan')) * 1000:>9.3f} ms"
               f" {at.get('generator_cpu_per_s', float('nan')):>9.3f} {at.get('host_busy', float('nan')):>9.0%}")

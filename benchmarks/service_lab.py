@@ -1,16 +1,21 @@
-"""The service on a lab of its own, for the benchmarks that measure it (latency, viewers,
-encoding): up for the benchmark, down at its end, beside any other lab.
+"""What the benchmarks share: the service on a lab of its own (latency, viewers, encoding),
+up for the benchmark and down at its end, beside any other lab; the options that pick or
+keep it; where the figures go, and the host they come from.
 
     with service_lab("bench-latency") as service:
         service.ssh(service.machines["backend"]["name"], "uptime")
         service.configure(livestream_hls_fragment_seconds=5)   # site settings for one arm
 
-The benchmarks use the probes (livestream_probes) and the lab helpers the test suites use
-(livestream_testing.lab), installed into the checkout's virtualenv by `make setup`.
+The rest comes from where the tests find it too: the instruments (livestream_probes: HLS
+client and viewers, browser, CPU samplers), the lab's machines seen from the host
+(livestream_lab.machines: a unit's cgroup and processes, a machine's network namespace)
+and the lab as the suites run it (livestream_testing.lab), installed into the checkout's
+virtualenv by `make setup`.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -19,12 +24,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-
 from livestream_lab import config
+from livestream_lab.machines import leader_pid
+from livestream_testing import ROOT
 from livestream_testing import lab as lab_support
-from livestream_testing.lab import inventory_hosts, ssh as lab_ssh
+
+RESULTS = ROOT / "benchmarks" / "results"
+# the lab bench_viewers and bench_encoding run on, one after the other with --keep and --reuse
+LOAD_STACK = "bench-load"
 
 
 @dataclass
@@ -34,7 +41,7 @@ class Service:
     machines: dict[str, dict[str, str]]
 
     def ssh(self, host: str, command: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        return lab_ssh(self.lab, host, command, check=check, timeout=timeout)
+        return lab_support.ssh(self.lab, host, command, check=check, timeout=timeout)
 
     def configure(self, **overrides) -> None:
         """Run playbooks/configure.yml on the lab with these variables on top of the lab's
@@ -56,8 +63,52 @@ def require_root() -> None:
 @contextlib.contextmanager
 def service_lab(stack: str, keep: bool = False):
     """A lab under `stack` with the service configured by site.yml; taken down at the end
-    unless `keep` (then `LIVESTREAM_STACK=<stack> make lab-down` removes it)."""
+    unless `keep` (then `python -m livestream_lab --stack <stack> down` removes it)."""
     require_root()
     settings = config.load(stack)
     with lab_support.service_lab(stack, keep=keep) as summary:
-        yield Service(settings, summary, inventory_hosts(settings))
+        yield Service(settings, summary, lab_support.inventory_hosts(settings))
+
+
+@contextlib.contextmanager
+def bench_service(stack: str, *, reuse: bool = False, keep: bool = False):
+    """service_lab(stack); with `reuse`, the lab already running under `stack` if there is
+    one (then left as it is: several benchmarks can share one lab), else a new one."""
+    settings = config.load(stack)
+    summary = settings.state_dir / "lab.json"
+    service = None
+    if reuse and summary.exists():
+        try:
+            service = Service(settings, json.loads(summary.read_text()), lab_support.inventory_hosts(settings))
+            leader_pid(settings, service.machines["frontend"]["name"])  # running, not only described
+        except (LookupError, OSError, subprocess.CalledProcessError):
+            service = None  # what is left of a lab: service_lab removes it first
+    if service is not None:
+        yield service
+        return
+    with service_lab(stack, keep=keep) as service:
+        yield service
+
+
+def lab_arguments(parser: argparse.ArgumentParser, stack: str, *, reuse: bool = True, keep: bool = True) -> None:
+    """The options of a benchmark that runs on a lab: which, and whether to reuse or keep it."""
+    parser.add_argument("--stack", default=stack, help="the lab's stack name (default %(default)s)")
+    if reuse:
+        parser.add_argument("--reuse", action="store_true",
+                            help="use the lab already running under the stack, if any, and leave it up")
+    if keep:
+        parser.add_argument("--keep", action="store_true",
+                            help="leave the lab up at the end (python -m livestream_lab --stack NAME down removes it)")
+
+
+def host_info(load_before: float | None = None, load_after: float | None = None) -> dict:
+    """What a figure from this host needs next to it: its CPUs, kernel and memory, and its
+    load average (1 minute) before and after the run."""
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), None)
+    info = {"cpus": os.cpu_count(), "cpu_model": model, "kernel": os.uname().release,
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1)}
+    if load_before is not None:
+        info["load_average"] = {"before": round(load_before, 2),
+                                "after": None if load_after is None else round(load_after, 2)}
+    return info

@@ -1,10 +1,12 @@
-"""Bring a lab up, take it down: the flow of the issue, step by step.
+"""Bring a lab up, take it down: the flow of `make lab`, step by step.
 
 1. the lab's AWS: a moto server on loopback with Debian 12 AMIs;
-2. the stack provisioned against it (playbooks/provision.yml);
+2. the stack provisioned against it (playbooks/provision.yml), and the hosted zone
+   delegated to it as a user would at the registrar;
 3. what the API reports made real: subnets, router, machines;
 4. DNS, ACME and the apt proxy;
-5. the machines reached through the inventory and checked.
+5. the machines reached through the inventory and checked;
+6. the service configured by the checkout's top-level site.yml.
 
 ``up`` is idempotent (a second run keeps what runs and fixes what is missing), and
 ``down`` removes every trace, also after an ``up`` that was killed half-way.

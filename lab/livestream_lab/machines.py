@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from . import image
-from .config import LabConfig
+from .config import CGROUP_HIERARCHIES, LabConfig
 from .stack import Instance, Stack
-from .system import alive, run, spawn, wait_for
+from .system import alive, kill, run, spawn, wait_for
 
 REBOOT_EXIT_CODE = 133
 
@@ -159,6 +159,23 @@ def in_network_of(lab: LabConfig, name: str, argv: list[str]) -> list[str]:
     return ["nsenter", f"--target={leader_pid(lab, name)}", "--net", "--", *argv]
 
 
+def unit_cgroup(lab: LabConfig, name: str, unit: str) -> Path:
+    """The cgroup (unified hierarchy) of the machine's systemd unit ``unit``, e.g.
+    ``nginx.service`` or ``livestream-stream@test.service`` (under its template's slice):
+    the machine's systemd makes it under the machine's own cgroup, where the host reads
+    the unit's CPU time and processes without entering the machine."""
+    top = lab.cgroup_dirs(named_dir(lab, name).name)[CGROUP_HIERARCHIES.index("unified")]
+    found = sorted(top.rglob(unit), key=lambda path: len(path.parts))
+    if not found:
+        raise LookupError(f"{lab.stack}: no unit {unit} running on {name}")
+    return found[0]
+
+
+def unit_pids(lab: LabConfig, name: str, unit: str) -> list[int]:
+    """The host's PIDs of the unit's processes now."""
+    return [int(pid) for pid in (unit_cgroup(lab, name, unit) / "cgroup.procs").read_text().split()]
+
+
 def wait_booted(lab: LabConfig, instance: Instance, timeout: float = 120) -> None:
     """Until sshd answers on the machine's address, asked from inside the machine: the lab
     has no seat in the VPC that the security groups would have to let in."""
@@ -185,10 +202,7 @@ def remove_cgroups(lab: LabConfig) -> None:
             continue
         for procs in top.rglob("cgroup.procs"):
             for pid in procs.read_text().split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                kill(int(pid), signal.SIGKILL)
         for directory in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
             _rmdir(directory)
         _rmdir(top)

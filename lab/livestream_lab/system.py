@@ -72,22 +72,24 @@ def lab_processes(lab_id: str) -> list[int]:
     return found
 
 
+def kill(pid: int, signum: int) -> None:
+    """Send ``signum`` to ``pid``; a process already gone is not an error."""
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
 def stop(pids: list[int], timeout: float = 20.0) -> None:
     """SIGTERM, wait, then SIGKILL what is left."""
     for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     for pid in pids:
         if alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill(pid, signal.SIGKILL)
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):

@@ -28,9 +28,10 @@ from pathlib import Path
 
 import pytest
 
+from livestream_testing import ROOT
+
 pytestmark = pytest.mark.lab
 
-ROOT = Path(__file__).resolve().parents[2]
 TLS_VENV = Path(os.environ.get("LIVESTREAM_TLS_VENV", ROOT / ".venv-tls"))
 COMPLIANCE_TITLE = "COMPLIANCE AGAINST TLS CONFIGURATION"
 

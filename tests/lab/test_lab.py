@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from livestream_probes.net import OPEN, tcp_state
 from livestream_testing.playbook import Runner
 from livestream_testing.lab import aws_environment, inventory_hosts, lab_identifiers, machine_names, snapshot, ssh
 from livestream_lab import config, lab as lab_flow, machines, network
@@ -28,11 +29,7 @@ pytestmark = pytest.mark.lab
 
 
 def _connects(address: str, port: int, timeout: float = 3) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return tcp_state(address, port, timeout=timeout) == OPEN
 
 
 def _machines(lab_config) -> dict[str, dict]:
@@ -209,19 +206,21 @@ def test_the_backend_reaches_the_apt_proxy_only_once_the_bastion_forwards_and_ma
     said = before.stdout + before.stderr
     assert "Could not get lock" not in said and ("Failed to fetch" in said or before.returncode != 0), said
 
-    # what the bastion role does, done here from the host in the bastion's namespaces
-    enter = ["nsenter", "-t", str(machines.leader_pid(lab_config, names["bastion"])), "-n"]
+    # what the bastion role does, done here from the host in the bastion's network namespace
+    def in_bastion(*argv: str) -> list[str]:
+        return machines.in_network_of(lab_config, names["bastion"], list(argv))
+
     vpc = lab_flow.State(lab_config)["vpc_cidr"]
-    subprocess.run([*enter, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
-    subprocess.run([*enter, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", vpc, "!", "-d", vpc,
-                    "-j", "MASQUERADE"], check=True)
+    subprocess.run(in_bastion("sysctl", "-qw", "net.ipv4.ip_forward=1"), check=True)
+    subprocess.run(in_bastion("iptables", "-t", "nat", "-A", "POSTROUTING", "-s", vpc, "!", "-d", vpc,
+                              "-j", "MASQUERADE"), check=True)
     try:
         after = ssh(lab_config, names["backend"], update, check=False, timeout=180)
         assert after.returncode == 0, after.stdout + after.stderr
         assert "Failed to fetch" not in after.stdout + after.stderr
     finally:
-        subprocess.run([*enter, "iptables", "-t", "nat", "-F", "POSTROUTING"], check=False)
-        subprocess.run([*enter, "sysctl", "-qw", "net.ipv4.ip_forward=0"], check=False)
+        subprocess.run(in_bastion("iptables", "-t", "nat", "-F", "POSTROUTING"), check=False)
+        subprocess.run(in_bastion("sysctl", "-qw", "net.ipv4.ip_forward=0"), check=False)
 
 
 def test_up_again_keeps_the_running_lab(lab, lab_config):

@@ -47,19 +47,27 @@ def site(tmp_path_factory):
     return root
 
 
-def test_a_site_signed_by_an_untrusted_ca_is_refused(tls, site):
-    with https_server(tls, static_handler(site)) as port, Browser(resolve={SITE: "127.0.0.1"}) as browser:
+@pytest.fixture(scope="module")
+def browser(tls):
+    """One Chromium for the module (it takes a second or two to start), trusting ``tls``'s CA."""
+    with Browser(ca_file=tls.ca, resolve={SITE: "127.0.0.1"}) as started:
+        yield started
+
+
+def test_a_site_signed_by_an_untrusted_ca_is_refused(browser, site, tmp_path):
+    # the browser trusts the CA it was given, not every CA: this one is another throwaway
+    other = throwaway_ca(tmp_path / "other", [SITE])
+    with https_server(other, static_handler(site)) as port:
         assert browser.open(f"https://{SITE}:{port}/") == "Privacy error"
 
 
 @pytest.mark.skipif(not HLS_JS.exists(), reason="needs the frontend role's vendored hls.js")
-def test_a_trusted_live_stream_plays_and_carries_its_capture_time(tls, site, tmp_path):
+def test_a_trusted_live_stream_plays_and_carries_its_capture_time(browser, tls, site, tmp_path):
     filter_chain = stamp_filter(640, 360, 30)
-    with ffmpeg_live_hls(site / "hls", stamp_filter=filter_chain), \
-            https_server(tls, static_handler(site)) as port, \
-            Browser(ca_file=tls.ca, resolve={SITE: "127.0.0.1"}) as browser:
+    with ffmpeg_live_hls(site / "hls", stamp_filter=filter_chain, fragment_s=0.5), \
+            https_server(tls, static_handler(site)) as port:
         assert browser.open(f"https://{SITE}:{port}/") == "probe player"
-        state = browser.wait_playing(min_advance_s=2, timeout=30)
+        state = browser.wait_playing(min_advance_s=1, timeout=30)
         assert not state.failed and (state.width, state.height) == (640, 360)
         shot = browser.screenshot(tmp_path / "playing.png")
         samples = [browser.run_async(DECODER_JS) for sample in range(5)]
@@ -67,5 +75,5 @@ def test_a_trusted_live_stream_plays_and_carries_its_capture_time(tls, site, tmp
     decoded = [s for s in samples if s["capture"] is not None]
     assert len(decoded) >= 4, samples
     delays = [s["displayed"] - s["capture"] for s in decoded]
-    # 1 s fragments, hls.js two fragments behind the edge: a few seconds, never negative
+    # 0.5 s fragments, hls.js two fragments behind the edge: a second or two, never negative
     assert all(0 < delay < 10_000 for delay in delays), delays

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import os
 import socket
 import ssl
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable
+
+from livestream_probes.cpu import CpuSampler
 
 
 class HlsError(Exception):
@@ -499,63 +500,6 @@ async def _viewer(number: int, client: HlsClient, url: str, deadline: float) -> 
     return report
 
 
-CpuSampler = Callable[[], float]
-"""Returns the server's cumulative CPU seconds so far; the load run takes the difference."""
-
-
-def local_proc_stat(proc: str = "/proc") -> str:
-    """Every process's /proc/<pid>/stat line on this machine, like ``cat /proc/[0-9]*/stat``."""
-    lines = []
-    for entry in os.listdir(proc):
-        if entry.isdigit():
-            try:
-                with open(os.path.join(proc, entry, "stat"), encoding="ascii", errors="replace") as stat:
-                    lines.append(stat.read().strip())
-            except OSError:
-                continue  # gone since the listing
-    return "\n".join(lines)
-
-
-def process_cpu_seconds(name: str | None = None, *, root_pid: int | None = None,
-                        read: Callable[[], str] = local_proc_stat) -> CpuSampler:
-    """A CPU sampler for the processes named ``name``, or for ``root_pid`` and all its
-    descendants (nginx's master and its workers), or both conditions at once.
-
-    ``read`` returns the /proc/<pid>/stat lines to look at: this machine's by default; for
-    a lab machine, a callable that runs ``cat /proc/[0-9]*/stat 2>/dev/null`` over ssh.
-    A process that exits between two samples takes its share with it: sample around a
-    run in which the server is not restarted.
-    """
-
-    def sample() -> float:
-        return stat_cpu_ticks(read(), name, root_pid=root_pid) / os.sysconf("SC_CLK_TCK")
-
-    return sample
-
-
-def stat_cpu_ticks(stat: str, name: str | None = None, *, root_pid: int | None = None) -> int:
-    """utime + stime (clock ticks) of the processes in ``stat`` (/proc/<pid>/stat lines),
-    counting only those whose command name is ``name`` and, with ``root_pid``, only that
-    process and its descendants."""
-    processes: dict[int, tuple[str, int, int]] = {}  # pid: (command, parent, ticks)
-    for line in stat.splitlines():
-        if ")" not in line:
-            continue
-        command = line[line.index("(") + 1:line.rindex(")")]
-        fields = line[line.rindex(")") + 2:].split()
-        # after the command: state, ppid, ... utime and stime are the 12th and 13th
-        processes[int(line.split(" ", 1)[0])] = (command, int(fields[1]), int(fields[11]) + int(fields[12]))
-    chosen = set(processes)
-    if root_pid is not None:
-        chosen = {root_pid} & chosen
-        grew = True
-        while grew:
-            children = {pid for pid, process in processes.items() if process[1] in chosen}
-            grew = not children <= chosen
-            chosen |= children
-    return sum(processes[pid][2] for pid in chosen if name is None or processes[pid][0] == name)
-
-
 def run_viewers(url: str, viewers: int, duration_s: float, *, client: HlsClient,
                 cpu: CpuSampler | None = None, spread_s: float | None = None) -> LoadReport:
     """``viewers`` simulated viewers of ``url`` for ``duration_s`` seconds, then stop.
@@ -588,31 +532,68 @@ def run_viewers(url: str, viewers: int, duration_s: float, *, client: HlsClient,
                       server_cpu_s=server_cpu, client_cpu_s=time.process_time() - client_before)
 
 
-def ramp_viewers(url: str, *, client: HlsClient, start: int = 1, limit: int = 256, duration_s: float = 20.0,
-                 cpu: CpuSampler | None = None) -> tuple[int, list[LoadReport]]:
-    """The largest number of viewers (up to ``limit``) whose run has no late, missed or
-    failed segment: doubles from ``start`` until a run fails, then bisects between the
-    last good and the first bad count. Returns that number (0 when even ``start`` fails)
-    and every run's report, in the order they ran."""
-    runs: list[LoadReport] = []
+@dataclass
+class Ramp:
+    """The search for the most viewers one server keeps up with, run by ramp_viewers.
 
-    def good(count: int) -> bool:
-        runs.append(run_viewers(url, count, duration_s, client=client, cpu=cpu))
-        return runs[-1].healthy
+    ``run(count)`` runs ``count`` viewers once (run_viewers, or anything that does it
+    elsewhere: in another process, in a machine's network namespace) and says whether the
+    run was healthy (no late, missed or failed segment). The count doubles from ``start``
+    until a count fails, then bisects between the last good and the first bad count to
+    1/16 of the good one; ``limit`` bounds it. A count fails when ``tries`` runs at it all
+    fail (on a shared host one hiccup of another process is not a limit); ``best`` is 0
+    when even ``start`` fails."""
 
-    if not good(start):
-        return 0, runs
-    best, bad = start, None
-    while bad is None and best < limit:
-        trial = min(best * 2, limit)
-        if good(trial):
-            best = trial
+    run: Callable[[int], bool]
+    start: int = 1
+    limit: int = 256
+    tries: int = 1
+    best: int = 0  # most viewers served without a late, missed or failed segment
+    bad: int | None = None  # fewest viewers that were not
+    runs: list[tuple[int, bool]] = field(default_factory=list)  # (viewers, healthy) of every run, in order
+
+    def next_count(self) -> int | None:
+        """The viewers of the next step; None once the search is over."""
+        if not self.runs:
+            return self.start
+        if self.bad is None:
+            return None if self.best >= self.limit else min(self.best * 2, self.limit)
+        if self.best == 0 or self.bad - self.best <= max(1, self.best // 16):
+            return None
+        return (self.best + self.bad) // 2
+
+    @property
+    def done(self) -> bool:
+        return bool(self.runs) and self.next_count() is None
+
+    def record(self, count: int, healthy: bool) -> None:
+        if healthy:
+            self.best = max(self.best, count)
         else:
-            bad = trial
-    while bad is not None and bad - best > max(1, best // 16):
-        middle = (best + bad) // 2
-        if good(middle):
-            best = middle
-        else:
-            bad = middle
-    return best, runs
+            self.bad = count if self.bad is None else min(self.bad, count)
+
+
+def ramp_viewers(*ramps: Ramp, deadline: float | None = None, run_s: float = 0.0) -> bool:
+    """Run the ramps to their end in lockstep: a step of each per round (up to its
+    ``tries`` runs at one count), taking turns at going first, so that servers compared
+    side by side meet the same moments of a shared host. No run starts that could end
+    after ``deadline`` (a time.monotonic() value; a run takes up to ``run_s``): False when
+    the deadline came before every ramp was done."""
+    round_number = 0
+    while True:
+        order = ramps if round_number % 2 == 0 else ramps[::-1]
+        steps = [(ramp, ramp.next_count()) for ramp in order]
+        steps = [(ramp, count) for ramp, count in steps if count is not None]
+        if not steps:
+            return True
+        for ramp, count in steps:
+            healthy = False
+            for _attempt in range(max(1, ramp.tries)):
+                if deadline is not None and time.monotonic() + run_s > deadline:
+                    return False
+                healthy = bool(ramp.run(count))
+                ramp.runs.append((count, healthy))
+                if healthy:
+                    break
+            ramp.record(count, healthy)
+        round_number += 1

@@ -4,8 +4,8 @@ as a user would (playbook), the lab's machines, ssh and inventory as the suites 
 the probes' own unit tests measure (probe_servers).
 
 Installed in editable mode into the checkout's virtualenv (`make setup`, scripts/venv):
-``ROOT`` is the checkout it is installed from."""
+``ROOT`` is the checkout it is installed from (the lab's, livestream_lab.config.REPOSITORY)."""
 
-from pathlib import Path
+from livestream_lab.config import REPOSITORY
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = REPOSITORY

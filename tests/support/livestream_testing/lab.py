@@ -22,6 +22,9 @@ ROLES = ROOT / "roles"
 
 # the stack tests/lab runs its lab under (tests/e2e has its own, so both can run at once)
 STACK = "labtest"
+# the stream the roles configure without livestream_streams: the test pattern, its key
+# generated on the controller
+STREAM = "test"
 
 
 def require_lab_host():

@@ -38,7 +38,8 @@ def https_server(tls: TlsFiles, handler: type[http.server.BaseHTTPRequestHandler
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tls.certificate, tls.key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # polled for shutdown every 20 ms, not serve_forever's 0.5 s: each test waits for it
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield server.server_address[1]
@@ -60,9 +61,14 @@ class SyntheticLive:
     is published once it is complete, at start + (n + 1) * segment_s; the playlist lists
     the last ``window`` of them. ``delay(sequence, open_connections)`` seconds are spent
     before a segment is served: the tests' way of making a slow server.
-    ``drop_idle_connections`` closes every connection after one answer, unannounced."""
+    ``drop_idle_connections`` closes every connection after one answer, unannounced;
+    ``opened`` counts the connections made to it.
 
-    def __init__(self, segment_s: float = 1.0, window: int = 4, size: int = 20_000,
+    The target duration is the segment length, fractions of a second included (RFC 8216
+    wants a whole number; the probes read it as a number and take every interval from
+    it, so a stream of 0.25 s segments runs a test four times faster than one of 1 s)."""
+
+    def __init__(self, segment_s: float = 0.25, window: int = 4, size: int = 20_000,
                  delay: Callable[[int, int], float] | None = None, drop_idle_connections: bool = False):
         self.segment_s = segment_s
         self.window = window
@@ -71,12 +77,13 @@ class SyntheticLive:
         self.start = time.monotonic() - window * segment_s  # a full window from the first request
         self.drop_idle_connections = drop_idle_connections
         self.connections = 0
+        self.opened = 0
         self.lock = threading.Lock()
 
     def playlist(self) -> str:
         published = math.floor((time.monotonic() - self.start) / self.segment_s)
         first = max(0, published - self.window)
-        lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{math.ceil(self.segment_s)}",
+        lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{self.segment_s:g}",
                  f"#EXT-X-MEDIA-SEQUENCE:{first}"]
         for sequence in range(first, published):
             lines += [f"#EXTINF:{self.segment_s:.3f},", f"segment-{sequence}.ts"]
@@ -90,6 +97,7 @@ class SyntheticLive:
                 super().setup()
                 with live.lock:
                     live.connections += 1
+                    live.opened += 1
 
             def finish(self):
                 with live.lock:
@@ -118,7 +126,7 @@ class SyntheticLive:
 
 @contextlib.contextmanager
 def ffmpeg_live_hls(directory: Path, *, stamp_filter: str, size: str = "640x360", rate: int = 30,
-                    fragment_s: int = 1) -> Iterator[Path]:
+                    fragment_s: float = 1.0) -> Iterator[Path]:
     """ffmpeg writing a live HLS stream of the stamped test pattern into ``directory``
     (real-time paced, H.264, ``fragment_s`` seconds a fragment); yields the playlist path
     and stops ffmpeg when the block ends."""
@@ -128,8 +136,8 @@ def ffmpeg_live_hls(directory: Path, *, stamp_filter: str, size: str = "640x360"
         shutil.which("ffmpeg") or "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
         "-re", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}",
         "-vf", stamp_filter, "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
-        "-g", str(rate * fragment_s), "-keyint_min", str(rate * fragment_s), "-sc_threshold", "0",
-        "-pix_fmt", "yuv420p", "-f", "hls", "-hls_time", str(fragment_s), "-hls_list_size", "4",
+        "-g", str(round(rate * fragment_s)), "-keyint_min", str(round(rate * fragment_s)), "-sc_threshold", "0",
+        "-pix_fmt", "yuv420p", "-f", "hls", "-hls_time", f"{fragment_s:g}", "-hls_list_size", "4",
         "-hls_flags", "delete_segments+independent_segments", str(playlist),
     ]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL)  # pylint: disable=consider-using-with
