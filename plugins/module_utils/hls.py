@@ -232,8 +232,13 @@ class Watch:
         if self.last is None:
             last = self.errors[-1].split(" ", 1)[-1] if self.errors else "nothing read"
             return f"no answer in {self.elapsed_s:.1f}s ({len(self.errors)} failed fetches, the last: {last})"
-        text = (f"stale: no new segment in {self.elapsed_s:.1f}s and {self.polls} playlists "
-                f"(still at sequence {self.to_sequence}); last playlists {self.seen[-3:]}")
+        if self.new:
+            # new segments, but not what was awaited (a new session, a fresh window...)
+            text = (f"not yet: {len(self.new)} new segments in {self.elapsed_s:.1f}s and {self.polls} playlists "
+                    f"(at sequence {self.to_sequence}); last playlists {self.seen[-3:]}")
+        else:
+            text = (f"stale: no new segment in {self.elapsed_s:.1f}s and {self.polls} playlists "
+                    f"(still at sequence {self.to_sequence}); last playlists {self.seen[-3:]}")
         if self.errors:
             text += f"; {len(self.errors)} failed fetches, the last {self.errors[-3:]}"
         return text
@@ -338,21 +343,23 @@ def check_streams(fetch, streams, *, within_s, poll_s=0.5, clock=time.monotonic,
     First each playlist is polled until it is of that kind (``kind_error``), then every
     media playlist (the stream's own, or each of its master's renditions) until it lists
     a segment that its first reading did not (``advanced``). All the streams are polled
-    together, each request at most ``poll_s`` apart."""
+    together, each playlist every ``poll_s`` seconds."""
     started = clock()
     urls = list(streams)
-    checks = [StreamCheck(url=url, playlist=found, master=streams[url])
-              for url, found in zip(urls, watch(fetch, urls, within_s=within_s, poll_s=poll_s, started=started,
-                                                clock=clock, sleep=sleep,
-                                                until=lambda _, current: kind_error(current, streams[current.url]) is None))]
+
+    def of_its_kind(_reference: Playlist, current: Playlist) -> bool:
+        return kind_error(current, streams[current.url]) is None
+
+    found = watch(fetch, urls, within_s=within_s, until=of_its_kind, poll_s=poll_s, started=started,
+                  clock=clock, sleep=sleep)
+    checks = [StreamCheck(url=url, playlist=each, master=streams[url]) for url, each in zip(urls, found)]
     media: list[str] = []
     since: dict[str, Playlist] = {}
     owner: dict[str, StreamCheck] = {}
     for check in checks:
-        if not check.playlist:
-            continue
         playlist = check.playlist.last
-        assert playlist is not None
+        if not check.playlist or playlist is None:
+            continue
         if playlist.is_master:
             rendition_urls = [variant.uri for variant in playlist.variants]
         else:

@@ -11,7 +11,7 @@ import pytest
 
 from livestream_probes.certs import throwaway_ca
 from livestream_probes.hls import (HlsClient, HlsError, parse_playlist, process_cpu_seconds, ramp_viewers, run_viewers,
-                        stat_cpu_ticks)
+                                   stat_cpu_ticks)
 from livestream_testing.probe_servers import SITE, SyntheticLive, https_server, static_handler
 
 MASTER = """#EXTM3U

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from livestream_probes.timestamp import (BLOCKS, decode_levels, decode_luma, segment_capture_times, stamp_filter, strip_bits,
-                              strip_height)
+                                         strip_height)
 
 pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg (bindep profile test)")
 

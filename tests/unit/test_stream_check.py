@@ -75,8 +75,8 @@ def test_every_stream_and_every_rendition_advances(tls):
     plain, ladder = result["streams"]
     assert (plain["name"], plain["kind"], plain["ok"], plain["error"]) == ("plain", "media", True, None)
     assert ladder["kind"] == "master" and ladder["variants"] is True
-    assert [r["url"] for r in ladder["renditions"]] == [f"https://127.0.0.1:{port}/hls/ladder_720/index.m3u8",
-                                                       f"https://127.0.0.1:{port}/hls/ladder_480/index.m3u8"]
+    assert [r["url"] for r in ladder["renditions"]] == [
+        f"https://127.0.0.1:{port}/hls/ladder_720/index.m3u8", f"https://127.0.0.1:{port}/hls/ladder_480/index.m3u8"]
     for rendition in plain["renditions"] + ladder["renditions"]:
         assert rendition["advanced"] and rendition["to_sequence"] > rendition["from_sequence"]
         assert rendition["elapsed_s"] < 1.5
@@ -95,21 +95,21 @@ def test_a_frozen_rendition_fails_the_run_naming_stream_and_rendition(tls):
 def test_a_playlist_of_the_other_kind_fails_saying_so(tls):
     switched = [{"name": "plain", "playlist": "/hls/ladder.m3u8", "variants": False}]
     with https_server(tls, service(switched)) as port:
-        failed, message, _ = check(port, tls.ca, timeout=1)
+        failed, message, _result = check(port, tls.ca, timeout=1)
     assert failed and "is a master playlist, where the stream has no variants" in message
 
 
 def test_http_errors_and_tls_errors_are_named(tls, tmp_path):
     missing = [{"name": "gone", "playlist": "/hls/missing.m3u8"}]
     with https_server(tls, service(missing)) as port:
-        failed, message, _ = check(port, tls.ca, timeout=1)
+        failed, message, _result = check(port, tls.ca, timeout=1)
         assert failed and "stream 'gone'" in message and "missing.m3u8: HTTP 404" in message
         # the system's CAs do not vouch for the throwaway one
         failed, message, result = check(port, None, timeout=1)
         assert failed and "TLS error" in message and "certificate verify failed" in message
         assert "streams" not in result
         other = throwaway_ca(tmp_path / "other", ["localhost"])
-        failed, message, _ = check(port, other.ca, timeout=1)
+        failed, message, _result = check(port, other.ca, timeout=1)
         assert failed and "TLS error" in message
 
 

@@ -24,7 +24,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ansible_collections.livestream.aws.plugins.module_utils.hls import (  # noqa: F401  (the probes' API)
+# the probes' API: the parser, the decisions and the watch, from their one home
+from ansible_collections.livestream.aws.plugins.module_utils.hls import (  # noqa: F401  pylint: disable=unused-import
     HlsError, Playlist, Segment, StreamCheck, Variant, Watch, advanced, check_streams, fresh, kind_error,
     new_segments, new_session, parse_playlist, watch)
 

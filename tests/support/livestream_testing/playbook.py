@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from livestream_testing import ROOT
+from livestream_testing import ROOT  # pylint: disable=unused-import  # the suites import it from here
 
 
 @dataclass
