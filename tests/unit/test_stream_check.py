@@ -113,15 +113,23 @@ def test_http_errors_and_tls_errors_are_named(tls, tmp_path):
         assert failed and "TLS error" in message
 
 
-def test_the_module_runs_under_ansible_and_changes_nothing(tls, tmp_path):
+def test_the_module_runs_under_ansible_changes_nothing_and_fails_the_run(tls, tmp_path):
     env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-           "ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-           "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"}
-    with https_server(tls, service(STREAMS)) as port:
+           "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"}
+
+    def module(port: int, **options) -> tuple[int, dict]:
         proc = subprocess.run(
             ["ansible", "localhost", "--check", "-m", "livestream.aws.stream_check",
-             "-a", json.dumps({"url": f"https://127.0.0.1:{port}/", "ca_path": str(tls.ca), "timeout": 10})],
+             "-a", json.dumps({"url": f"https://127.0.0.1:{port}/", "ca_path": str(tls.ca), **options})],
             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    [result] = [task["hosts"]["localhost"] for play in json.loads(proc.stdout)["plays"] for task in play["tasks"]]
+        [result] = [task["hosts"]["localhost"] for play in json.loads(proc.stdout)["plays"] for task in play["tasks"]]
+        return proc.returncode, result
+
+    with https_server(tls, service(STREAMS, frozen=("/hls/plain.m3u8",))) as port:
+        returncode, result = module(port, timeout=1)
+        assert returncode != 0 and result["failed"] and result["changed"] is False
+        assert "stream 'plain': rendition" in result["msg"] and "stale" in result["msg"]
+    with https_server(tls, service(STREAMS)) as port:
+        returncode, result = module(port, timeout=10)
+    assert returncode == 0, result
     assert result["changed"] is False and [stream["ok"] for stream in result["streams"]] == [True, True]
