@@ -85,7 +85,7 @@ def test_every_stream_and_every_rendition_advances(tls):
 
 def test_a_frozen_rendition_fails_the_run_naming_stream_and_rendition(tls):
     with https_server(tls, service(STREAMS, frozen=("/hls/ladder_480/index.m3u8",))) as port:
-        failed, message, result = check(port, tls.ca, timeout=1.5)
+        failed, message, result = check(port, tls.ca, timeout=1)
     assert failed
     assert "stream 'ladder': rendition https://127.0.0.1:" in message
     assert "/hls/ladder_480/index.m3u8: stale: no new segment in 1." in message
@@ -95,21 +95,21 @@ def test_a_frozen_rendition_fails_the_run_naming_stream_and_rendition(tls):
 def test_a_playlist_of_the_other_kind_fails_saying_so(tls):
     switched = [{"name": "plain", "playlist": "/hls/ladder.m3u8", "variants": False}]
     with https_server(tls, service(switched)) as port:
-        failed, message, _result = check(port, tls.ca, timeout=1)
+        failed, message, _result = check(port, tls.ca, timeout=0.5)
     assert failed and "is a master playlist, where the stream has no variants" in message
 
 
 def test_http_errors_and_tls_errors_are_named(tls, tmp_path):
     missing = [{"name": "gone", "playlist": "/hls/missing.m3u8"}]
     with https_server(tls, service(missing)) as port:
-        failed, message, _result = check(port, tls.ca, timeout=1)
+        failed, message, _result = check(port, tls.ca, timeout=0.5)
         assert failed and "stream 'gone'" in message and "missing.m3u8: HTTP 404" in message
         # the system's CAs do not vouch for the throwaway one
-        failed, message, result = check(port, None, timeout=1)
+        failed, message, result = check(port, None, timeout=0.5)
         assert failed and "TLS error" in message and "certificate verify failed" in message
         assert "streams" not in result
         other = throwaway_ca(tmp_path / "other", ["localhost"])
-        failed, message, _result = check(port, other.ca, timeout=1)
+        failed, message, _result = check(port, other.ca, timeout=0.5)
         assert failed and "TLS error" in message
 
 
@@ -126,7 +126,7 @@ def test_the_module_runs_under_ansible_changes_nothing_and_fails_the_run(tls, tm
         return proc.returncode, result
 
     with https_server(tls, service(STREAMS, frozen=("/hls/plain.m3u8",))) as port:
-        returncode, result = module(port, timeout=1)
+        returncode, result = module(port, timeout=0.5)
         assert returncode != 0 and result["failed"] and result["changed"] is False
         assert "stream 'plain': rendition" in result["msg"] and "stale" in result["msg"]
     with https_server(tls, service(STREAMS)) as port:
