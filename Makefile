@@ -50,10 +50,13 @@ setup-lab: setup $(TLS_VENV)/.installed
 
 # the pinned requirements in a virtualenv in the machine's cache, shared by every checkout
 # with the same pins; .venv layers this checkout's lab and test support on it, importable
-# as installed packages (scripts/venv)
+# as installed packages, and collections/ (the link that makes the working tree
+# ansible_collections.livestream.aws), so that the probes' imports of the collection's
+# module_utils work in scripts (the benchmarks) as they do under pytest (scripts/venv)
 $(VENV)/.installed: requirements.txt requirements-dev.txt scripts/venv
 	@scripts/setup-host test
-	PYTHON=$(PYTHON) scripts/venv --source lab --source tests/support $(VENV) requirements-dev.txt requirements.txt
+	PYTHON=$(PYTHON) scripts/venv --source lab --source tests/support --source collections $(VENV) \
+	  requirements-dev.txt requirements.txt
 
 $(TLS_VENV)/.installed: requirements-tls.txt
 	PYTHON=$(PYTHON) scripts/venv $(TLS_VENV) requirements-tls.txt

@@ -3,7 +3,8 @@
 media file.
 
 Each arm reconfigures the lab's service (playbooks/configure.yml with livestream_streams
-overridden, Service.configure), waits until the stream's playlist advances over HTTPS,
+overridden, Service.configure), waits until the stream's playlist advances over HTTPS
+(every rendition of the ladder: the closing check of configure.yml, through the probes),
 lets the encoder warm up, then reads the CPU time of the stream's unit
 (livestream-stream@test.service: cpu.stat usage_usec of its cgroup, read by the host, so
 nothing of the measurement runs on the backend) over a fixed window. The video produced in
@@ -77,31 +78,18 @@ def make_media(directory: Path) -> Path:
 def video_window(client: HlsClient, url: str, seconds: float) -> tuple[float, int]:
     """Seconds of video the stream's playlist gained in the next `seconds` (the segments
     listed after the first poll, up to the last poll), and how many segments that was."""
-    durations: dict[int, float] = {}
-    first_last: int | None = None
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            playlist = client.media_playlist(url)
-        except HlsError:
-            playlist = None
-        if playlist is not None and playlist.segments:
-            durations.update({segment.sequence: segment.duration for segment in playlist.segments})
-            if first_last is None:
-                first_last = playlist.segments[-1].sequence
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
-    fresh = [duration for sequence, duration in durations.items() if first_last is not None and sequence > first_last]
-    return sum(fresh), len(fresh)
+    watched = client.watch(url, seconds, until=lambda _before, _current: False, poll_s=POLL_SECONDS)
+    return sum(segment.duration for segment in watched.new), len(watched.new)
 
 
-def measure(service: Service, client: HlsClient, url: str, window: float) -> dict:
+def measure(service: Service, client: HlsClient, url: str, window: float, *, ladder: bool) -> dict:
     backend = service.machines["backend"]["name"]
     frontend = service.machines["frontend"]["name"]
-    advance = client.playlist_advances(url, within_s=90)
-    if not advance:
-        raise RuntimeError(f"the stream does not move at {url}: {advance.errors[-3:]}")
+    # the closing check's own: the playlist of the arm's kind (a master playlist for the
+    # ladder), then every rendition advancing
+    [check] = client.streams_advance({url: ladder}, within_s=90)
+    if not check:
+        raise RuntimeError(f"the stream does not move at {url}: {check.explain()}")
     time.sleep(WARMUP_SECONDS)  # x264's and the muxers' start-up, out of the window
     stream = unit_cgroup(service.lab, backend, UNIT)
     nginx = cgroup_sampler(unit_cgroup(service.lab, frontend, "nginx.service"))
@@ -169,7 +157,7 @@ def main() -> None:
                 default_left = name == "copy-pattern"
                 results[name] = {"label": label, "source": source, "mode": mode,
                                  "configure_s": round(time.monotonic() - configure_started, 1),
-                                 **measure(service, client, url, args.window_seconds),
+                                 **measure(service, client, url, args.window_seconds, ladder=mode == "transcode"),
                                  "ffmpeg": ffmpeg_command(service)}
                 figures = results[name]
                 print(f"  {name:<15} {figures['cpu_s_per_video_s']} CPU s per s of video,"

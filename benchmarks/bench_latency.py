@@ -40,7 +40,7 @@ from service_lab import RESULTS, ROOT, Service, host_info, lab_arguments, servic
 from livestream_testing.lab import STREAM
 
 from livestream_probes.browser import Browser
-from livestream_probes.hls import HlsClient, HlsError
+from livestream_probes.hls import HlsClient, fresh
 from livestream_probes.timestamp import DECODER_JS, segment_capture_times, stamp_filter
 
 STACK = "bench-latency"
@@ -124,19 +124,13 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def settle(client: HlsClient, url: str, timeout: float) -> float:
     """Wait until the media playlist lists only segments published after this call began
-    (after configure.yml returned: the arm's settings are in force), at least 3 of them.
-    Returns the seconds it took."""
-    started = time.monotonic()
-    before = {segment.uri for segment in client.media_playlist(url).segments}
-    while time.monotonic() - started < timeout:
-        try:
-            playlist = client.media_playlist(url)
-        except HlsError:
-            playlist = None
-        if playlist and len(playlist.segments) >= 3 and not before & {s.uri for s in playlist.segments}:
-            return time.monotonic() - started
-        time.sleep(0.25)
-    raise RuntimeError(f"{url}: the playlist still lists segments from before the new settings after {timeout:.0f} s")
+    (after configure.yml returned: the arm's settings are in force), at least 3 of them
+    (``fresh``, module_utils/hls.py). Returns the seconds it took."""
+    settled = client.watch(url, timeout, until=lambda before, current: fresh(before, current, at_least=3))
+    if not settled:
+        raise RuntimeError(f"{url}: the playlist still lists segments from before the new settings after "
+                           f"{timeout:.0f} s: {settled.explain()}")
+    return settled.elapsed_s
 
 
 def listing_ages(client: HlsClient, url: str, fragment_seconds: int, count: int = 2) -> list[int]:

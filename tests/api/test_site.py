@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from livestream_testing import ROOT
+from livestream_testing import ROOT, outside_the_checkout
 from provisioning import PROVISION, census, instances_by_role, route53, stack_vars
 
 SITE = ROOT / "playbooks" / "site.yml"
@@ -87,8 +87,8 @@ def test_site_yml_runs_from_the_top_of_a_clone(aws, ansible, tmp_path, ec2):
     configuration and the clone is importable as livestream.aws. It gets as far as the
     settings check (which uses the collection's filter), whose typo message proves both."""
     clone = clone_of_this_checkout(tmp_path)
-    env = {key: value for key, value in ansible.env.items()
-           if key not in ("ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_STDOUT_CALLBACK")}
+    env = outside_the_checkout({key: value for key, value in ansible.env.items()
+                                if key not in ("ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_STDOUT_CALLBACK")})
     env["HOME"] = str(tmp_path / "home")  # no ~/.ansible/collections with another copy
     settings = stack_vars(tmp_path, "live")
     settings["livestream_admin_cidr"] = settings.pop("livestream_admin_cidrs")

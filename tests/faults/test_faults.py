@@ -31,7 +31,7 @@ import pytest
 
 from livestream_testing.lab import aws_environment
 from livestream_lab import lab as lab_flow
-from livestream_probes.hls import HlsClient, HlsError, Playlist
+from livestream_probes.hls import HlsClient, HlsError, Playlist, Watch, new_session
 
 pytestmark = pytest.mark.lab
 
@@ -48,81 +48,44 @@ HEALTHY_WAIT_S = 60
 
 
 # -- watching the service -----------------------------------------------------------------
+# The stream is watched with the probes' one implementation (livestream_probes.hls
+# HlsClient.watch, deciding with the collection's module_utils/hls.py): polled every POLL_S
+# from `started` (a monotonic time taken just before the fault) against the playlist read
+# before the fault; failed fetches (refused while nginx restarts, a 404 before the
+# publisher is back) are recorded and polling goes on. The Watch it returns is true when
+# the stream came back in time; elapsed_s is from the fault to the playlist that showed
+# it, and explain() says what was seen otherwise.
 
-@dataclass
-class Recovery:
-    """What a wait after a fault saw: whether the stream came back, and when (seconds from
-    the fault to the playlist that showed it)."""
-
-    recovered: bool = False
-    elapsed_s: float = 0.0
-    polls: int = 0
-    errors: list[str] = field(default_factory=list)
-    seen: list[str] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return self.recovered
-
-    def explain(self) -> str:
-        distinct = list(dict.fromkeys(self.seen))
-        return (f"after {self.elapsed_s:.1f}s and {self.polls} playlists: last playlists {distinct[-3:]}, "
-                f"{len(self.errors)} failed fetches, the last {self.errors[-3:]}")
-
-
-def _short(playlist: Playlist) -> str:
-    """The playlist in one line; '|' marks a discontinuity."""
-    return f"seq {playlist.media_sequence}: " + " ".join(
-        ("|" if segment.discontinuity else "") + segment.uri.rsplit("/", 1)[-1] for segment in playlist.segments)
-
-
-def _watch(client: HlsClient, url: str, started: float, deadline_s: float, done) -> Recovery:
-    """Poll the media playlist until ``done(playlist)`` or ``deadline_s`` after ``started``
-    (a monotonic time taken just before the fault). Failed fetches (refused while nginx
-    restarts, a 404 before the publisher is back) are recorded and polling goes on."""
-    recovery = Recovery()
-    while True:
-        try:
-            current = client.media_playlist(url)
-        except HlsError as error:
-            current = None
-            recovery.elapsed_s = time.monotonic() - started
-            recovery.errors.append(f"{recovery.elapsed_s:.1f}s {error}")
-        else:
-            recovery.elapsed_s = time.monotonic() - started
-            recovery.polls += 1
-            recovery.seen.append(_short(current))
-        if current is not None and done(current) and recovery.elapsed_s <= deadline_s:
-            recovery.recovered = True
-            return recovery
-        if recovery.elapsed_s >= deadline_s:
-            return recovery
-        time.sleep(POLL_S)
-
-
-def published_again(client: HlsClient, url: str, since: Playlist, started: float, deadline_s: float) -> Recovery:
+def published_again(client: HlsClient, url: str, since: Playlist, started: float, deadline_s: float) -> Watch:
     """Wait for a segment that a new publishing session made: one the reference playlist
     (``since``, fetched before the fault) does not list and that starts at a discontinuity,
     or any new segment of a playlist whose numbering started again (a frontend with empty
     HLS storage)."""
-    known = {segment.uri for segment in since.segments}
-
-    def new_session(current: Playlist) -> bool:
-        restarted = current.media_sequence < since.media_sequence
-        return any(segment.discontinuity or restarted for segment in current.segments if segment.uri not in known)
-
-    return _watch(client, url, started, deadline_s, new_session)
+    return client.watch(url, deadline_s, until=new_session, since=since, started=started, poll_s=POLL_S)
 
 
-def advances(client: HlsClient, url: str, since: Playlist, started: float, deadline_s: float) -> Recovery:
+def advances(client: HlsClient, url: str, since: Playlist, started: float, deadline_s: float) -> Watch:
     """Wait for any segment the reference playlist does not list."""
-    known = {segment.uri for segment in since.segments}
-    return _watch(client, url, started, deadline_s,
-                  lambda current: any(segment.uri not in known for segment in current.segments))
+    return client.watch(url, deadline_s, since=since, started=started, poll_s=POLL_S)
 
 
-def player_page(client: HlsClient, url: str, started: float, deadline_s: float) -> Recovery:
+@dataclass
+class Served:
+    """What the wait for the player page saw: whether it was served, and when (seconds
+    from the fault)."""
+
+    served: bool = False
+    elapsed_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.served
+
+
+def player_page(client: HlsClient, url: str, started: float, deadline_s: float) -> Served:
     """Wait until the player page is served over HTTPS (the certificate verified)."""
-    recovery = Recovery()
+    recovery = Served()
     while True:
         try:
             body = client.get(url).decode("utf-8", "replace")
@@ -131,7 +94,7 @@ def player_page(client: HlsClient, url: str, started: float, deadline_s: float) 
             recovery.errors.append(f"{time.monotonic() - started:.1f}s {error}")
         recovery.elapsed_s = time.monotonic() - started
         if 'id="video"' in body and "hls.min.js" in body:
-            recovery.recovered = True
+            recovery.served = True
             return recovery
         if body:
             recovery.seen.append(body[:200])

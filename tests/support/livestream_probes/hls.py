@@ -5,6 +5,11 @@ Every request goes to an address the caller names (like ``curl --resolve``): the
 DNS names mean nothing outside the lab, and the probes must never send traffic anywhere
 but loopback or the lab's own machines. TLS is verified against a CA file the caller
 gives (the lab's ACME root), never switched off.
+
+What a playlist says and when a stream counts as moving (advanced, a new publishing
+session, fresh media, the kind of playlist) is decided once, in the collection's
+``module_utils/hls.py``, which the closing check of ``playbooks/configure.yml``
+(``livestream.aws.stream_check``) uses too; this module brings the transport.
 """
 
 from __future__ import annotations
@@ -20,107 +25,13 @@ from typing import Callable
 
 from livestream_probes.cpu import CpuSampler
 
+# the probes' API: the parser, the decisions and the watch, from their one home
+from ansible_collections.livestream.aws.plugins.module_utils.hls import (  # noqa: F401  pylint: disable=unused-import
+    HlsError, Playlist, Segment, StreamCheck, Variant, Watch, advanced, check_streams, fresh, kind_error,
+    new_segments, new_session, parse_playlist, watch)
 
-class HlsError(Exception):
-    """A playlist or segment could not be fetched or parsed."""
-
-
-@dataclass
-class Segment:
-    uri: str
-    duration: float
-    sequence: int
-    # an EXT-X-DISCONTINUITY comes before it: a new encoder session starts here (nginx-rtmp
-    # marks the first segment after a publisher reconnects)
-    discontinuity: bool = False
-
-
-@dataclass
-class Variant:
-    uri: str
-    bandwidth: int
-    resolution: str | None = None
-
-
-@dataclass
-class Playlist:
-    """A master playlist (``variants``) or a media playlist (the rest)."""
-
-    url: str
-    variants: list[Variant] = field(default_factory=list)
-    target_duration: float = 0.0
-    media_sequence: int = 0
-    segments: list[Segment] = field(default_factory=list)
-    ended: bool = False
-
-    @property
-    def is_master(self) -> bool:
-        return bool(self.variants)
-
-    @property
-    def last_uri(self) -> str | None:
-        return self.segments[-1].uri if self.segments else None
-
-
-def parse_playlist(text: str, url: str) -> Playlist:
-    """Parse an M3U8 master or media playlist; URIs come back absolute."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines or lines[0] != "#EXTM3U":
-        raise HlsError(f"{url}: not an M3U8 playlist")
-    playlist = Playlist(url=url)
-    pending_duration: float | None = None
-    pending_variant: dict[str, str] | None = None
-    pending_discontinuity = False
-    sequence = 0
-    for line in lines[1:]:
-        if line.startswith("#EXT-X-TARGETDURATION:"):
-            playlist.target_duration = float(line.split(":", 1)[1])
-        elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
-            playlist.media_sequence = sequence = int(line.split(":", 1)[1])
-        elif line.startswith("#EXTINF:"):
-            pending_duration = float(line.split(":", 1)[1].split(",", 1)[0])
-        elif line.startswith("#EXT-X-STREAM-INF:"):
-            pending_variant = _attributes(line.split(":", 1)[1])
-        elif line == "#EXT-X-DISCONTINUITY":
-            pending_discontinuity = True
-        elif line.startswith("#EXT-X-ENDLIST"):
-            playlist.ended = True
-        elif not line.startswith("#"):
-            absolute = urllib.parse.urljoin(url, line)
-            if pending_variant is not None:
-                playlist.variants.append(Variant(
-                    uri=absolute,
-                    bandwidth=int(pending_variant.get("BANDWIDTH", "0")),
-                    resolution=pending_variant.get("RESOLUTION"),
-                ))
-                pending_variant = None
-            elif pending_duration is not None:
-                playlist.segments.append(Segment(uri=absolute, duration=pending_duration, sequence=sequence,
-                                                 discontinuity=pending_discontinuity))
-                sequence += 1
-                pending_duration = None
-                pending_discontinuity = False
-    return playlist
-
-
-def _attributes(text: str) -> dict[str, str]:
-    """EXT-X-STREAM-INF attributes; quoted values may hold commas (CODECS)."""
-    found: dict[str, str] = {}
-    key, value, quoted, reading_key = "", "", False, True
-    for char in text + ",":
-        if reading_key:
-            if char == "=":
-                reading_key = False
-            else:
-                key += char
-        elif char == '"':
-            quoted = not quoted
-        elif char == "," and not quoted:
-            found[key.strip()] = value
-            key, value, reading_key = "", "", True
-        else:
-            value += char
-    return found
+# what playlist_advances returns (the name its callers know)
+Advance = Watch
 
 
 class HlsClient:
@@ -177,44 +88,35 @@ class HlsClient:
             playlist = self.playlist(playlist.variants[variant].uri)
         return playlist
 
+    def watch(self, url: str, within_s: float, *, until: Callable[[Playlist, Playlist], bool] = advanced,
+              since: Playlist | None = None, started: float | None = None, poll_s: float = 0.25,
+              variant: int = 0) -> Watch:
+        """Poll the stream at ``url`` (a media playlist, or a master playlist followed to its
+        ``variant``-th rendition at every poll) until ``until(reference, current)`` holds
+        (``advanced``, ``new_session``, ``fresh``... of module_utils/hls.py) or
+        ``within_s`` seconds after ``started`` (a ``time.monotonic()``, by default now).
+        The reference is ``since``, else the first playlist that answers; failed fetches
+        are recorded in the result, not raised (see module_utils/hls.py ``watch``)."""
+        return watch(lambda address: self.media_playlist(address, variant), [url], within_s=within_s, until=until,
+                     since={url: since} if since is not None else None, started=started, poll_s=poll_s)[0]
+
     def playlist_advances(self, url: str, within_s: float, *, since: Playlist | None = None,
                           poll_s: float = 0.25) -> Advance:
-        """Whether the stream at ``url`` (master or media playlist) publishes a new segment
-        within ``within_s`` seconds.
+        """Whether the stream at ``url`` (master or media playlist; a master's first
+        variant) publishes a new segment within ``within_s`` seconds: one that the
+        reference playlist (``since``, else the first playlist that answers) does not
+        list. Fetch failures while waiting (a 404 while the publisher reconnects, a refused
+        connection while nginx restarts) are counted, not raised: the question is only
+        whether the stream moves again in time."""
+        return self.watch(url, within_s, since=since, poll_s=poll_s)
 
-        New means: a segment URI that the reference playlist (``since``, else the first
-        playlist that answers) does not list. Fetch failures while waiting (a 404 while
-        the publisher reconnects, a refused connection while nginx restarts) are counted,
-        not raised: the question is only whether the stream moves again in time.
-        """
-        started = time.monotonic()
-        reference = since
-        result = Advance(advanced=False, elapsed_s=0.0)
-        if reference is not None:
-            result.from_sequence, result.from_uri = _last_position(reference)
-        while True:
-            now = time.monotonic()
-            result.elapsed_s = now - started
-            try:
-                current = self.media_playlist(url)
-                result.polls += 1
-            except HlsError as error:
-                result.errors.append(f"{result.elapsed_s:.2f}s {error}")
-                current = None
-            if current is not None:
-                if reference is None:
-                    reference = current
-                    result.from_sequence, result.from_uri = _last_position(reference)
-                else:
-                    known = {segment.uri for segment in reference.segments}
-                    fresh = [segment for segment in current.segments if segment.uri not in known]
-                    if fresh:
-                        result.advanced = True
-                        result.to_sequence, result.to_uri = _last_position(current)
-                        return result
-            if result.elapsed_s >= within_s:
-                return result
-            time.sleep(min(poll_s, max(0.0, within_s - result.elapsed_s)))
+    def streams_advance(self, playlists: dict[str, bool | None], within_s: float, *,
+                        poll_s: float = 0.5) -> list[StreamCheck]:
+        """The closing check of configure.yml (``livestream.aws.stream_check``) through this
+        client: ``playlists`` maps each stream's playlist URL to whether it is a master
+        playlist (None: either); each is awaited in that kind, then every media playlist
+        it offers (every rendition of a master) must advance, all within ``within_s``."""
+        return check_streams(self.playlist, playlists, within_s=within_s, poll_s=poll_s)
 
     def new_segments(self, url: str, count: int, timeout: float, *, poll_s: float = 0.1) -> list[Arrival]:
         """Watch the media playlist at ``url`` (polled every ``poll_s``) for ``count``
@@ -248,29 +150,6 @@ class Arrival:
     segment: Segment
     listed_at: float
     body: bytes
-
-
-def _last_position(playlist: Playlist) -> tuple[int | None, str | None]:
-    if not playlist.segments:
-        return None, None
-    return playlist.segments[-1].sequence, playlist.segments[-1].uri
-
-
-@dataclass
-class Advance:
-    """What playlist_advances saw; true when the stream moved."""
-
-    advanced: bool
-    elapsed_s: float
-    polls: int = 0
-    from_sequence: int | None = None
-    from_uri: str | None = None
-    to_sequence: int | None = None
-    to_uri: str | None = None
-    errors: list[str] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return self.advanced
 
 
 # --- simulated viewers ----------------------------------------------------------------
