@@ -36,7 +36,7 @@ from service_lab import LOAD_STACK, RESULTS, ROOT, Service, bench_service, host_
 from livestream_lab.machines import unit_cgroup, unit_pids
 from livestream_testing.lab import STREAM, stream_key
 from livestream_probes.cpu import cgroup_cpu_seconds, cgroup_sampler, host_cpu
-from livestream_probes.hls import HlsClient, HlsError
+from livestream_probes.hls import HlsClient
 
 OUTPUT = RESULTS / "encoding.json"
 UNIT = f"livestream-stream@{STREAM}.service"

@@ -32,6 +32,8 @@ def stack_name_error(name: str | None, option: str = "--stack, LIVESTREAM_STACK"
         return f"stack name {name!r} ({option}) must not start with 'sg-': AWS refuses such security group names"
     return None
 
+
+
 STATE_ROOT = Path(os.environ.get("LIVESTREAM_LAB_STATE", "/var/lib/livestream-lab"))
 CACHE_ROOT = Path(os.environ.get("LIVESTREAM_LAB_CACHE", "/var/cache/livestream-lab"))
 CGROUP_ROOT = Path("/sys/fs/cgroup")
