@@ -33,7 +33,6 @@ def stack_name_error(name: str | None, option: str = "--stack, LIVESTREAM_STACK"
     return None
 
 
-
 STATE_ROOT = Path(os.environ.get("LIVESTREAM_LAB_STATE", "/var/lib/livestream-lab"))
 CACHE_ROOT = Path(os.environ.get("LIVESTREAM_LAB_CACHE", "/var/cache/livestream-lab"))
 CGROUP_ROOT = Path("/sys/fs/cgroup")
