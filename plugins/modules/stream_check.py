@@ -234,15 +234,15 @@ def run(params):
     if streams is None:
         return True, (f"Could not read the list of streams {listing} within {params['timeout']:g}s: "
                       f"{errors[-1] if errors else 'no answer'}"), {"elapsed_s": round(time.monotonic() - started, 2)}
+    urls = [base + str(item["playlist"]).lstrip("/") for item in streams]
     playlists = {}
-    for item in streams:
-        playlists.setdefault(base + str(item["playlist"]).lstrip("/"), bool(item.get("variants")))
+    for url, item in zip(urls, streams):
+        playlists.setdefault(url, bool(item.get("variants")))
     checks = check_streams(reader.playlist, playlists, within_s=max(0.0, deadline - time.monotonic()),
                            poll_s=params["poll_interval"])
     by_url = {check.url: check for check in checks}
     report, failures = [], []
-    for item in streams:
-        url = base + str(item["playlist"]).lstrip("/")
+    for url, item in zip(urls, streams):
         check = by_url[url]
         last = check.playlist.last
         error = None if check else check.explain()

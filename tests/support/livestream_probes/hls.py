@@ -30,9 +30,6 @@ from ansible_collections.livestream.aws.plugins.module_utils.hls import (  # noq
     HlsError, Playlist, Segment, StreamCheck, Variant, Watch, advanced, check_streams, fresh, kind_error,
     new_segments, new_session, parse_playlist, watch)
 
-# what playlist_advances returns (the name its callers know)
-Advance = Watch
-
 
 class HlsClient:
     """Blocking HTTP(S) fetches for playlists and segments.
@@ -101,7 +98,7 @@ class HlsClient:
                      since={url: since} if since is not None else None, started=started, poll_s=poll_s)[0]
 
     def playlist_advances(self, url: str, within_s: float, *, since: Playlist | None = None,
-                          poll_s: float = 0.25) -> Advance:
+                          poll_s: float = 0.25) -> Watch:
         """Whether the stream at ``url`` (master or media playlist; a master's first
         variant) publishes a new segment within ``within_s`` seconds: one that the
         reference playlist (``since``, else the first playlist that answers) does not
