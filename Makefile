@@ -100,13 +100,18 @@ pytest: setup-lab
 unit: setup
 	pytest tests/unit
 
+# The scenarios share one lab (stack molecule): brought up by the first one's create, taken
+# down once at the end. Each role still converges from scratch in its own scenario (the bastion;
+# the backend, whose apt goes through it; the frontend), then default runs configure.yml on the
+# whole stack, its idempotence and the full verifier. The first failure stops the run and fails it.
+MOLECULE_SCENARIOS := bastion backend frontend default
+
 molecule: setup-lab
-	@shopt -s nullglob; found=0; \
-	for config in molecule/*/molecule.yml; do \
-	  scenario=$$(basename "$$(dirname "$$config")"); found=1; \
-	  echo "== molecule test -s $$scenario"; molecule test -s "$$scenario"; \
+	$(BIN)/python -m livestream_lab --stack molecule down
+	@status=0; for scenario in $(MOLECULE_SCENARIOS); do \
+	  echo "== molecule test -s $$scenario"; molecule test -s "$$scenario" || { status=1; break; }; \
 	done; \
-	[ $$found = 1 ] || echo "molecule: no scenarios yet"
+	$(BIN)/python -m livestream_lab --stack molecule down; exit $$status
 
 build: setup
 	mkdir -p build

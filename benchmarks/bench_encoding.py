@@ -1,6 +1,7 @@
 """Backend encoding cost: CPU seconds per second of video of one stream, sent as it is
-(`copy`) and encoded into the ABR ladder (`transcode`), from the test pattern and from a
-media file.
+(`copy`) and encoded into the ABR ladder (`transcode`), from the test pattern, from a
+media file, and from an encoder publishing to the frontend over RTMPS (source `ingest`:
+ffmpeg on the lab's internet, this host, sending 1080p30 H.264/AAC with a keyframe a second).
 
 Each arm reconfigures the lab's service (playbooks/configure.yml with livestream_streams
 overridden, Service.configure), waits until the stream's playlist advances over HTTPS
@@ -23,6 +24,7 @@ Prints a table and writes benchmarks/results/encoding.json. Figures, not a test.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -33,9 +35,11 @@ import time
 from pathlib import Path
 
 from service_lab import LOAD_STACK, RESULTS, ROOT, Service, bench_service, host_info, lab_arguments
+from livestream_lab import streams as lab_streams
 from livestream_lab.machines import unit_cgroup, unit_pids
 from livestream_testing.lab import STREAM, stream_key
 from livestream_probes.cpu import cgroup_cpu_seconds, cgroup_sampler, host_cpu
+from livestream_probes.encoder import Encoder, Encoding
 from livestream_probes.hls import HlsClient
 
 OUTPUT = RESULTS / "encoding.json"
@@ -57,6 +61,10 @@ ARMS = {
     "copy-file": ("copy: the 1080p H.264/AAC file sent as it is", "file", "copy"),
     "ladder-file": ("ABR ladder (3 renditions) from the 1080p file", "file", "transcode"),
     "ladder-pattern": ("ABR ladder (3 renditions) from the test pattern", "testsrc", "transcode"),
+    # an encoder on the lab's internet (this host) publishing what MEDIA describes over RTMPS
+    # to the frontend's ingest, which the backend pulls over the VPC
+    "copy-ingest": ("copy: an encoder's 1080p H.264/AAC over RTMPS, pulled from the frontend", "ingest", "copy"),
+    "ladder-ingest": ("ABR ladder (3 renditions) from an encoder's 1080p over RTMPS", "ingest", "transcode"),
     "copy-pattern": ("copy: the test pattern, encoded once at 720p (the lab's default stream)", "testsrc", "copy"),
 }
 
@@ -116,6 +124,20 @@ def measure(service: Service, client: HlsClient, url: str, window: float, *, lad
     }
 
 
+@contextlib.contextmanager
+def encoder_for(service: Service, key: str, source: str, window: float):
+    """For an ingest arm, the encoder publishing STREAM over RTMPS meanwhile (a keyframe a
+    second, as MEDIA has it, for copy); nothing for the others."""
+    if source != "ingest":
+        yield None
+        return
+    server = lab_streams.encoder_streams(service.lab)[0]["server"]
+    encoding = Encoding(height=MEDIA["height"], fps=MEDIA["fps"], keyframe_s=1, video_kbps=MEDIA["video_kbps"])
+    with Encoder(f"{server}/{STREAM}?key={key}", seconds=window + 180, ca_file=str(service.lab.ca_cert),
+                 encoding=encoding) as encoder:
+        yield encoder
+
+
 def ffmpeg_command(service: Service) -> str:
     """The stream's ffmpeg command as the backend role wrote it (the key is not in it: the
     unit reads it from a root-only environment file)."""
@@ -155,10 +177,11 @@ def main() -> None:
                                       livestream_streams=[{"name": STREAM, "key": key, "mode": mode,
                                                            "source": str(media) if source == "file" else source}])
                 default_left = name == "copy-pattern"
-                results[name] = {"label": label, "source": source, "mode": mode,
-                                 "configure_s": round(time.monotonic() - configure_started, 1),
-                                 **measure(service, client, url, args.window_seconds, ladder=mode == "transcode"),
-                                 "ffmpeg": ffmpeg_command(service)}
+                configured_s = round(time.monotonic() - configure_started, 1)
+                with encoder_for(service, key, source, args.window_seconds):
+                    figures = measure(service, client, url, args.window_seconds, ladder=mode == "transcode")
+                results[name] = {"label": label, "source": source, "mode": mode, "configure_s": configured_s,
+                                 **figures, "ffmpeg": ffmpeg_command(service)}
                 figures = results[name]
                 print(f"  {name:<15} {figures['cpu_s_per_video_s']} CPU s per s of video,"
                       f" real-time factor {figures['realtime_factor']}, host {figures['host_busy']:.0%} busy", flush=True)

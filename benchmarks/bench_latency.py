@@ -15,6 +15,10 @@ newest frame when the playlist first lists it.
 Arms (switched with playbooks/configure.yml and extra vars, see ARMS):
   original   5 s fragments, nginx-rtmp's default 30 s playlist, hls.js's defaults
   ours       the roles' defaults (1 s fragments, 4-fragment playlist, the player's live sync)
+  ingest     the roles' defaults, the stream an encoder publishes: ffmpeg on the lab's internet
+             (this host) stamps the capture time and publishes over RTMPS to the frontend's
+             ingest, the backend pulls it over the VPC and transcodes the ladder, the frontend
+             packages it, Chromium plays it
 
 Prints a table and writes benchmarks/results/latency.json; about 7 minutes on 2 cores, lab
 bring-up included. The lab is taken down at the end (unless --keep).
@@ -37,9 +41,11 @@ import sys
 import time
 
 from service_lab import RESULTS, ROOT, Service, host_info, lab_arguments, service_lab
-from livestream_testing.lab import STREAM
+from livestream_lab import streams as lab_streams
+from livestream_testing.lab import INGEST_STREAM, STREAM
 
 from livestream_probes.browser import Browser
+from livestream_probes.encoder import Encoder, Encoding
 from livestream_probes.hls import HlsClient, fresh
 from livestream_probes.timestamp import DECODER_JS, segment_capture_times, stamp_filter
 
@@ -62,7 +68,18 @@ ARMS = {
         "fragment_seconds": 1,
         "overrides": {},
     },
+    # the capture time stamped by an encoder on the lab's internet, not by the backend
+    "ingest": {
+        "description": "ingest: an encoder on the lab's internet publishes over RTMPS to the frontend's ingest, "
+                       "the backend pulls it and transcodes the ladder (the default stream studio), back to "
+                       "the frontend, to Chromium",
+        "fragment_seconds": 1,
+        "overrides": {},
+        "stream": INGEST_STREAM,
+    },
 }
+# the ingest path's aims (issue: median under 3.5 s, p95 under 4.5 s, no stalls)
+AIM_INGEST_MS = {"median": 3500, "p95": 4500}
 
 # Installed as soon as a page has loaded, before playback starts: counts the times the video
 # runs out of data once it has played (a "waiting" event after the first "playing") and for
@@ -169,9 +186,24 @@ def sample_page_load(browser: Browser, player_url: str, sample_seconds: float, i
             "latencies": latencies, "timeline": timeline, "unreadable": unreadable, **watched}
 
 
+def encoder_for(service: Service, arm: dict, seconds: float) -> Encoder | None:
+    """For an arm of an encoder's stream: ffmpeg on the lab's internet (this host) publishing the
+    stamped pattern over RTMPS, as a streamer's encoder would (keyframes every 2 s: the backend's
+    ladder decides the fragments); None for the backend's own test pattern."""
+    if "stream" not in arm:
+        return None
+    [stream] = [item for item in lab_streams.encoder_streams(service.lab) if item["name"] == arm["stream"]]
+    encoding = Encoding(height=HEIGHT, fps=RATE, keyframe_s=2, video_filter=stamp_filter(WIDTH, HEIGHT, RATE))
+    return Encoder(f"{stream['server']}/{stream['stream_key']}", seconds=seconds, ca_file=service.summary["ca_cert"],
+                   encoding=encoding)
+
+
 def measure_arm(service: Service, name: str, arm: dict, *, page_loads: int, sample_seconds: float,
                 interval: float = 0.5, extra: dict | None = None) -> dict:
-    overrides = {"backend_source_filter": stamp_filter(WIDTH, HEIGHT, RATE), **arm["overrides"], **(extra or {})}
+    stream = arm.get("stream", STREAM)
+    # the backend stamps its own test pattern; an encoder's stream is stamped by the encoder
+    stamping = {} if "stream" in arm else {"backend_source_filter": stamp_filter(WIDTH, HEIGHT, RATE)}
+    overrides = {**stamping, **arm["overrides"], **(extra or {})}
     started = time.monotonic()
     service.configure(**overrides)
     configured = time.monotonic() - started
@@ -179,17 +211,24 @@ def measure_arm(service: Service, name: str, arm: dict, *, page_loads: int, samp
     summary = service.summary
     resolve = {summary["domain"]: summary["frontend_address"]}
     client = HlsClient(resolve=resolve, ca_file=summary["ca_cert"])
-    url = f"{summary['player_url']}hls/{STREAM}.m3u8"
+    url = f"{summary['player_url']}hls/{stream}.m3u8"
     fragment = arm["fragment_seconds"]
-    settled = settle(client, url, timeout=10 * fragment + 30)
-    playlist = client.media_playlist(url)
-    ages = listing_ages(client, url, fragment)
+    encoder = encoder_for(service, arm, seconds=page_loads * (sample_seconds + 60) + 120)
+    if encoder is not None:
+        encoder.start()
+    try:
+        settled = settle(client, url, timeout=10 * fragment + 60)
+        playlist = client.media_playlist(url)
+        ages = listing_ages(client, url, fragment)
 
-    loads = []
-    with Browser(ca_file=summary["ca_cert"], resolve=resolve) as browser:
-        for _load in range(page_loads):
-            loads.append(sample_page_load(browser, f"{summary['player_url']}?stream={STREAM}", sample_seconds,
-                                          interval, start_timeout=6 * fragment + 30))
+        loads = []
+        with Browser(ca_file=summary["ca_cert"], resolve=resolve) as browser:
+            for _load in range(page_loads):
+                loads.append(sample_page_load(browser, f"{summary['player_url']}?stream={stream}", sample_seconds,
+                                              interval, start_timeout=6 * fragment + 30))
+    finally:
+        if encoder is not None:
+            encoder.stop()
     latencies = [value for load in loads for value in load["latencies"]]
     if not latencies:
         raise RuntimeError(f"{name}: no frame's strip could be read")
@@ -200,6 +239,7 @@ def measure_arm(service: Service, name: str, arm: dict, *, page_loads: int, samp
     settings = {key: value for key, value in overrides.items() if key != "backend_source_filter"}
     return {
         "description": arm["description"],
+        "stream": stream,
         "overrides": settings,
         "playlist": {"target_duration_s": playlist.target_duration, "segments": len(playlist.segments),
                      "segment_durations_s": [round(segment.duration, 3) for segment in playlist.segments]},
@@ -247,6 +287,10 @@ def print_table(report: dict) -> None:
               f"   {loads} s; {ends} s; {ages} s")
     aim = report["aim"]
     print(f"  aim: median under {aim['median_ms'] / 1000:.0f} s with ours: {'met' if aim['met'] else 'NOT met'}")
+    if "ingest" in aim:
+        ingest = aim["ingest"]
+        print(f"  aim: median under {ingest['median_ms'] / 1000:.1f} s, p95 under {ingest['p95_ms'] / 1000:.1f} s, "
+              f"no stalls through the ingest path: {'met' if ingest['met'] else 'NOT met'}")
 
 
 def main() -> None:
@@ -257,7 +301,7 @@ def main() -> None:
     parser.add_argument("--ours", type=json.loads, default=None, metavar="JSON",
                         help="role variables to try in the ours arm, e.g. "
                              "'{\"frontend_player_target_latency_fragments\": 2}'")
-    parser.add_argument("--arms", default="original,ours", help=f"comma-separated, of: {', '.join(ARMS)}")
+    parser.add_argument("--arms", default="original,ours,ingest", help=f"comma-separated, of: {', '.join(ARMS)}")
     lab_arguments(parser, STACK, reuse=False)  # its arms reconfigure the service: a lab of its own
     arguments = parser.parse_args()
 
@@ -280,7 +324,11 @@ def main() -> None:
         "arms": arms,
         "aim": {"median_ms": AIM_MEDIAN_MS,
                 "met": "ours" in arms and arms["ours"]["latency_ms"]["median"] < AIM_MEDIAN_MS
-                and arms["ours"]["stalls"] == 0},
+                and arms["ours"]["stalls"] == 0,
+                **({"ingest": {"median_ms": AIM_INGEST_MS["median"], "p95_ms": AIM_INGEST_MS["p95"],
+                               "met": arms["ingest"]["latency_ms"]["median"] < AIM_INGEST_MS["median"]
+                               and arms["ingest"]["latency_ms"]["p95"] < AIM_INGEST_MS["p95"]
+                               and arms["ingest"]["stalls"] == 0}} if "ingest" in arms else {})},
         "seconds": {"lab": round(lab_seconds, 1), "total": round(time.monotonic() - started, 1)},
     }
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
-"""Fixtures shared by every test suite: the AWS API (a real moto server over HTTP) and
-a way to run ansible-playbook against it the way a user would."""
+"""Fixtures shared by every test suite: the AWS API (a real moto server over HTTP), a way to
+run ansible-playbook against it the way a user would, and the lab with the whole service
+configured that the service suites share."""
 
 from __future__ import annotations
 
@@ -10,16 +11,30 @@ from pathlib import Path
 
 import pytest
 
-from livestream_lab import strict
+from livestream_lab import config, strict
 from livestream_lab.moto import MotoServer
 from livestream_testing import ROOT
 from livestream_testing.playbook import Runner
+from livestream_testing.service import lab, machines, ssh, stream_key  # noqa: F401  pylint: disable=unused-import
 
 # Running `pytest` from the venv works like `make pytest`: the venv's tools first, the
 # working tree importable as livestream.aws (the link collections/ansible_collections/livestream/aws).
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "collections"))
 os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+
+
+# The service suites, tests/e2e and then tests/faults (which breaks the service on purpose, one
+# fault at a time, each test waiting until it has recovered), share one lab with the whole
+# service configured by site.yml: stack "e2e" (LIVESTREAM_E2E_STACK names another), so that it
+# runs beside make lab, molecule and tests/lab (whose conftest gives it a lab of its own); up
+# at the first test that needs it, down at the session's end (livestream_testing.service).
+SERVICE_STACK = os.environ.get("LIVESTREAM_E2E_STACK", "e2e")
+
+
+@pytest.fixture(scope="session")
+def lab_config():
+    return config.load(SERVICE_STACK)
 
 
 @pytest.fixture(scope="session")

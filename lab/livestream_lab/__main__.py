@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import config, image, lab, strict
+from . import config, image, lab, strict, streams as lab_streams
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"AWS environment:  . {summary['aws_env']}")
     print(f"try: curl --resolve {summary['domain']}:443:{summary['frontend_address']} "
           f"--cacert {summary['ca_cert']} {summary['player_url']}")
+    if not args.no_configure:
+        for stream in lab_streams.encoder_streams(settings):
+            print()
+            print(f"go live on stream {stream['name']!r} from OBS (Settings > Stream > Service: Custom...):")
+            print(f"  Server:     {stream['server']}")
+            print(f"  Stream Key: {stream['stream_key']}")
+            if stream["key_file"]:
+                print(f"  the key is kept in {stream['key_file']} (0600)")
+            print(f"  or ffmpeg:  ffmpeg -re -i <file> -c copy -f flv -tls_verify 1 -ca_file {summary['ca_cert']}"
+                  f" '{stream['server']}/{stream['stream_key']}'")
     return 0
 
 

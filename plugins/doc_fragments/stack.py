@@ -62,6 +62,20 @@ options:
       - Accept an admin CIDR that opens SSH to the whole internet.
     type: bool
     default: false
+  ingest_cidrs:
+    description:
+      - The IPv4 blocks from which encoders (OBS, ffmpeg) may publish to the frontend over
+        RTMPS, on O(ingest_port); publishing also needs the stream's key.
+      - When not set, O(admin_cidrs). V(0.0.0.0/0) (anyone, as streaming services allow, the
+        key being the guard) is accepted when given here explicitly.
+      - Plain RTMP (1935/tcp) is never open to these; only the backend publishes over it.
+    type: list
+    elements: str
+  ingest_port:
+    description:
+      - The frontend's RTMPS port (the C(livestream.aws.frontend) role's C(frontend_ingest_port)).
+    type: int
+    default: 1936
 """
 
     DNS = r"""

@@ -29,6 +29,8 @@ AVAILABILITY_ZONE = dict(
 ACCESS = dict(
     admin_cidrs=dict(type="list", elements="str", required=True),
     allow_ssh_from_anywhere=dict(type="bool", default=False),
+    ingest_cidrs=dict(type="list", elements="str"),
+    ingest_port=dict(type="int", default=1936),
 )
 
 DNS = dict(

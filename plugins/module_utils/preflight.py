@@ -20,7 +20,7 @@ from ansible_collections.livestream.aws.plugins.module_utils.images import AMI_F
 from ansible_collections.livestream.aws.plugins.module_utils.images import find_image
 from ansible_collections.livestream.aws.plugins.module_utils.images import image_search_description
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import find_hosted_zone
-from ansible_collections.livestream.aws.plugins.module_utils.validation import admin_access_errors
+from ansible_collections.livestream.aws.plugins.module_utils.validation import access_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import domain_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import network_errors
@@ -120,7 +120,7 @@ def preflight(module, ec2, route53):
         stack_errors(name)
         + region_errors(module.region)
         + network_errors(params["vpc_cidr"], params["public_subnet_cidr"], params["private_subnet_cidr"])
-        + admin_access_errors(params["admin_cidrs"], params["allow_ssh_from_anywhere"])
+        + access_errors(params)
         + domain_errors(params["domain"], params["hosted_zone"])
         + ssh_public_key_errors(params["ssh_public_key"]),
     )

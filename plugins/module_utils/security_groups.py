@@ -20,6 +20,7 @@ from ansible_collections.livestream.aws.plugins.module_utils.naming import stack
 from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_tags
 from ansible_collections.livestream.aws.plugins.module_utils.naming import tag_specifications
 from ansible_collections.livestream.aws.plugins.module_utils.naming import tags_of
+from ansible_collections.livestream.aws.plugins.module_utils.validation import ingest_cidrs
 
 ANYWHERE = "0.0.0.0/0"
 DESCRIPTIONS = {
@@ -29,8 +30,10 @@ DESCRIPTIONS = {
 }
 
 
-def wanted_rules(admin_cidrs, private_subnet_cidr, group_ids):
-    """Ingress rules by role: (protocol, from port, to port, source kind, source, why)."""
+def wanted_rules(access, private_subnet_cidr, group_ids):
+    """Ingress rules by role: (protocol, from port, to port, source kind, source, why).
+    ``access``: the ACCESS options (admin_cidrs, ingest_cidrs, ingest_port)."""
+    admin_cidrs, port = access["admin_cidrs"], access["ingest_port"]
     rules = {
         "bastion": [("tcp", 22, 22, "cidr", cidr, "SSH from an admin network") for cidr in admin_cidrs]
         + [("-1", None, None, "cidr", private_subnet_cidr, "NAT for the private subnet")],
@@ -38,6 +41,9 @@ def wanted_rules(admin_cidrs, private_subnet_cidr, group_ids):
             ("tcp", 80, 80, "cidr", ANYWHERE, "HTTP for viewers and ACME"),
             ("tcp", 443, 443, "cidr", ANYWHERE, "HTTPS for viewers"),
             ("tcp", 1935, 1935, "group", group_ids["backend"], "RTMP from the backend"),
+        ] + [
+            ("tcp", port, port, "cidr", cidr, "RTMPS from encoders") for cidr in ingest_cidrs(access)
+        ] + [
             ("tcp", 22, 22, "group", group_ids["bastion"], "SSH through the bastion"),
         ],
         "backend": [("tcp", 22, 22, "group", group_ids["bastion"], "SSH through the bastion")],
@@ -107,13 +113,13 @@ class SecurityGroups:
     unknown to other calls for a moment (EC2's eventual consistency): provisioning makes them
     while the subnets settle, so that their IDs are known by the time the rules name them."""
 
-    def __init__(self, ec2, changes, name, *, private_subnet_cidr, admin_cidrs):
+    def __init__(self, ec2, changes, name, *, private_subnet_cidr, access):
         self.module = changes.module
         self.ec2 = ec2
         self.changes = changes
         self.name = name
         self.private_subnet_cidr = private_subnet_cidr
-        self.admin_cidrs = admin_cidrs
+        self.access = access
         self.names = {role: resource_name(name, role) for role in ROLES}
         self.vpc_id = None
         self.groups = {}
@@ -157,7 +163,7 @@ class SecurityGroups:
         group_ids = {role: group["GroupId"] for role, group in groups.items()}
         names_by_id = {group_id: self.names[role] for role, group_id in group_ids.items() if group_id}
         try:
-            for role, rules in wanted_rules(self.admin_cidrs, self.private_subnet_cidr, group_ids).items():
+            for role, rules in wanted_rules(self.access, self.private_subnet_cidr, group_ids).items():
                 current = current_rules(groups[role])
                 missing, extra = rule_changes(rules, current)
                 if not missing and not extra:
@@ -186,9 +192,9 @@ class SecurityGroups:
         return group_ids
 
 
-def ensure_security_groups(ec2, changes, name, *, vpc_id, private_subnet_cidr, admin_cidrs):
+def ensure_security_groups(ec2, changes, name, *, vpc_id, private_subnet_cidr, access):
     """Make the three groups and their rules what they should be; return their IDs by role
-    (null in check mode for a group that would be created)."""
-    groups = SecurityGroups(ec2, changes, name, private_subnet_cidr=private_subnet_cidr, admin_cidrs=admin_cidrs)
+    (null in check mode for a group that would be created). ``access``: the ACCESS options."""
+    groups = SecurityGroups(ec2, changes, name, private_subnet_cidr=private_subnet_cidr, access=access)
     groups.make(vpc_id)
     return groups.rules()

@@ -79,21 +79,41 @@ def network_errors(vpc_cidr, public_subnet_cidr, private_subnet_cidr):
     return errors
 
 
-def admin_access_errors(admin_cidrs, allow_ssh_from_anywhere=False):
-    """SSH to the bastion is open to the admin CIDRs only, and to the world only on request."""
+# the frontend's other ports: SSH, HTTP, HTTPS, RTMP from the backend
+FRONTEND_PORTS = {22: "SSH", 80: "HTTP", 443: "HTTPS", 1935: "RTMP from the backend"}
+
+
+def ingest_cidrs(params):
+    """Who may publish over RTMPS: ingest_cidrs when given, else the admin CIDRs."""
+    return params["admin_cidrs"] if params.get("ingest_cidrs") is None else params["ingest_cidrs"]
+
+
+def access_errors(params):
+    """SSH to the bastion is open to the admin CIDRs only, and to the world only on request;
+    RTMPS ingest to the ingest CIDRs (anyone, when said explicitly), on a port of its own."""
     errors = []
-    if not admin_cidrs:
+    if not params["admin_cidrs"]:
         errors.append(
             "admin CIDRs are empty: nobody could reach the bastion over SSH; give the addresses "
             "you administer from, e.g. ['203.0.113.7/32']"
         )
-    for cidr in admin_cidrs or []:
+    for cidr in params["admin_cidrs"] or []:
         network = parse_cidr("admin CIDR", cidr, errors)
-        if network is not None and network.prefixlen == 0 and not allow_ssh_from_anywhere:
+        if network is not None and network.prefixlen == 0 and not params["allow_ssh_from_anywhere"]:
             errors.append(
                 f"admin CIDR {cidr!r} opens SSH to the whole internet: list your own addresses, "
                 "or opt in explicitly with allow_ssh_from_anywhere (livestream_allow_ssh_from_anywhere)"
             )
+    for cidr in params.get("ingest_cidrs") or []:
+        parse_cidr("ingest CIDR (livestream_ingest_cidrs)", cidr, errors)
+    port = params.get("ingest_port", 1936)
+    if not 1 <= port <= 65535:
+        errors.append(f"ingest port {port} (livestream_ingest_port) is not a TCP port (1-65535)")
+    elif port in FRONTEND_PORTS:
+        errors.append(
+            f"ingest port {port} (livestream_ingest_port) is the frontend's {FRONTEND_PORTS[port]} port: "
+            "give RTMPS a port of its own (default 1936)"
+        )
     return errors
 
 

@@ -14,7 +14,8 @@ description:
   - C(bastion) - SSH (22/tcp) from O(admin_cidrs); all traffic from the private subnet,
     because the bastion is its NAT instance.
   - C(frontend) - HTTP and HTTPS (80, 443/tcp) from anywhere; RTMP (1935/tcp) from the
-    C(backend) group; SSH from the C(bastion) group.
+    C(backend) group; RTMPS (O(ingest_port), 1936/tcp by default) from O(ingest_cidrs); SSH
+    from the C(bastion) group.
   - C(backend) - SSH from the C(bastion) group.
   - Outbound rules are left as AWS makes them (all traffic allowed).
   - Groups are tagged C(Stack=<name>), C(Role=<role>) and C(Name=<name>-<role>) when they are
@@ -50,6 +51,13 @@ EXAMPLES = r"""
     admin_cidrs: [203.0.113.0/28]
   register: live_groups
 
+- name: The same, encoders publishing over RTMPS from anywhere (their stream keys are the guard)
+  livestream.aws.security_groups:
+    name: live
+    vpc_id: "{{ live_network.vpc.vpc_id }}"
+    admin_cidrs: [203.0.113.0/28]
+    ingest_cidrs: [0.0.0.0/0]
+
 - name: A throwaway demo stack that anyone may SSH into (explicit opt-in)
   livestream.aws.security_groups:
     name: demo
@@ -78,7 +86,7 @@ from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.aws import client
 from ansible_collections.livestream.aws.plugins.module_utils.changes import Changes
 from ansible_collections.livestream.aws.plugins.module_utils.security_groups import ensure_security_groups
-from ansible_collections.livestream.aws.plugins.module_utils.validation import admin_access_errors
+from ansible_collections.livestream.aws.plugins.module_utils.validation import access_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import check_mode_only_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import parse_cidr
@@ -96,7 +104,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    errors = stack_errors(params["name"]) + admin_access_errors(params["admin_cidrs"], params["allow_ssh_from_anywhere"])
+    errors = stack_errors(params["name"]) + access_errors(params)
     parse_cidr("private subnet CIDR", params["private_subnet_cidr"], errors)
     errors += check_mode_only_errors(module, "vpc_id")
     fail_on_errors(module, errors)
@@ -108,7 +116,7 @@ def main():
         params["name"],
         vpc_id=params["vpc_id"],
         private_subnet_cidr=params["private_subnet_cidr"],
-        admin_cidrs=params["admin_cidrs"],
+        access=params,
     )
     changes.exit_json(groups=group_ids)
 

@@ -160,7 +160,7 @@ def main():
 
     changes = Changes(module)
     security_groups = SecurityGroups(
-        ec2, changes, name, private_subnet_cidr=params["private_subnet_cidr"], admin_cidrs=params["admin_cidrs"])
+        ec2, changes, name, private_subnet_cidr=params["private_subnet_cidr"], access=params)
     described = {}  # the route tables as the network step found or made them: no second look
     network = ensure_network(
         ec2, changes, name, vpc_cidr=params["vpc_cidr"], public_subnet_cidr=params["public_subnet_cidr"],

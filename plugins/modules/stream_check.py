@@ -53,7 +53,8 @@ options:
 notes:
   - The streams' list is the one the player page offers (C(/streams.json), written by the
     C(livestream.aws.frontend) role), each item with its C(name), C(playlist) (the path of its
-    playlist) and C(variants) (whether it is a master playlist).
+    playlist), C(variants) (whether it is a master playlist) and C(encoder) (whether an encoder
+    publishes it, over RTMPS; such a stream is left out of the check).
 seealso:
   - name: HLS (RFC 8216)
     description: Master and media playlists, the media sequence.
@@ -80,8 +81,18 @@ elapsed_s:
   returned: always
   type: float
   sample: 3.42
+encoder_streams:
+  description:
+    - The names of the streams that an encoder publishes (C(encoder) in C(streams.json)), which are
+      not checked (they play only while their encoder publishes).
+  returned: when C(streams.json) was read
+  type: list
+  elements: str
+  sample: [studio]
 streams:
-  description: Each stream the player offers and what the check saw of it, in the order of C(streams.json).
+  description:
+    - Each stream the player offers and what the check saw of it, in the order of C(streams.json),
+      those an encoder publishes left out.
   returned: when C(streams.json) was read
   type: list
   elements: dict
@@ -234,6 +245,10 @@ def run(params):
     if streams is None:
         return True, (f"Could not read the list of streams {listing} within {params['timeout']:g}s: "
                       f"{errors[-1] if errors else 'no answer'}"), {"elapsed_s": round(time.monotonic() - started, 2)}
+    # an encoder's stream plays only while its encoder publishes: nothing to wait for here
+    waiting = [item.get("name") for item in streams if item.get("encoder")]
+    offered = len(streams)
+    streams = [item for item in streams if not item.get("encoder")]
     urls = [base + str(item["playlist"]).lstrip("/") for item in streams]
     playlists = {}
     for url, item in zip(urls, streams):
@@ -257,13 +272,14 @@ def run(params):
             "error": error,
             "renditions": [watched.summary() for watched in check.renditions],
         })
-    result = {"streams": report, "elapsed_s": round(time.monotonic() - started, 2)}
-    if not streams:
+    result = {"streams": report, "encoder_streams": waiting, "elapsed_s": round(time.monotonic() - started, 2)}
+    if not offered:
         return True, f"The player offers no stream ({listing} is an empty list)", result
     if failures:
         return True, (f"Not every stream plays over HTTPS within {params['timeout']:g}s: "
                       + "; ".join(failures)), result
-    return False, f"Every stream plays over HTTPS ({len(streams)})", result
+    encoders = f"; live when their encoders publish: {', '.join(map(str, waiting))}" if waiting else ""
+    return False, f"Every stream plays over HTTPS ({len(streams)}){encoders}", result
 
 
 def main():

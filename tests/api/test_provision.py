@@ -62,6 +62,8 @@ def test_builds_the_whole_stack(ec2, aws, ansible, tmp_path, playbook):
     assert rules(groups["bastion"]) == {("tcp", 22, ADMIN_CIDR), ("-1", None, "10.0.2.0/24")}
     assert rules(groups["frontend"]) == {
         ("tcp", 80, "0.0.0.0/0"), ("tcp", 443, "0.0.0.0/0"), ("tcp", 1935, ids["backend"]), ("tcp", 22, ids["bastion"]),
+        # RTMPS from encoders: livestream_ingest_cidrs, by default the admin CIDRs
+        ("tcp", 1936, ADMIN_CIDR),
     }
     assert rules(groups["backend"]) == {("tcp", 22, ids["bastion"])}
 

@@ -63,9 +63,10 @@ def exposure(lab_config, machines):
     return _scan(public), {address: _sweep(address) for address in private}
 
 
-def test_from_the_internet_only_ssh_on_the_bastion_and_web_on_the_frontend_answer(exposure, machines):
+def test_from_the_internet_only_ssh_on_the_bastion_and_web_and_rtmps_on_the_frontend_answer(exposure, machines):
     public, _private = exposure
-    assert public == {machines["bastion"]["public"]: [22], machines["frontend"]["public"]: [80, 443]}
+    # 1936: RTMPS ingest, open to livestream_ingest_cidrs (by default the admin CIDRs, where this runs)
+    assert public == {machines["bastion"]["public"]: [22], machines["frontend"]["public"]: [80, 443, 1936]}
 
 
 def test_no_private_address_answers_from_the_internet(exposure, machines):

@@ -1,22 +1,15 @@
-"""One lab with the whole service configured, under a stack name of its own ("faults", so
-that it runs beside make lab, tests/lab and tests/e2e; LIVESTREAM_FAULTS_STACK names
-another), up for the session and taken down at its end. The fault tests break it on
-purpose, one fault at a time, and each waits until it has recovered."""
+"""The fault tests run on the service suites' lab (tests/conftest.py: after tests/e2e, on the
+same lab), break it on purpose, one fault at a time, and each waits until it has recovered."""
 
 from __future__ import annotations
 
 import json
-import os
 import urllib.parse
 from dataclasses import dataclass
 
 import pytest
 
-from livestream_lab import config
 from livestream_probes.hls import HlsClient
-from livestream_testing.service import lab, machines, ssh  # noqa: F401  pylint: disable=unused-import
-
-STACK = os.environ.get("LIVESTREAM_FAULTS_STACK", "faults")
 
 
 @dataclass(frozen=True)
@@ -30,11 +23,6 @@ class Stream:
 
 
 @pytest.fixture(scope="session")
-def lab_config():
-    return config.load(STACK)
-
-
-@pytest.fixture(scope="session")
 def client(lab):
     """HTTPS from the root namespace (the internet) to the frontend's address, the lab's
     domain as SNI and Host, trusting the lab's ACME root only. A short timeout: the tests
@@ -44,7 +32,9 @@ def client(lab):
 
 @pytest.fixture(scope="session")
 def stream(lab, client):
-    """The first stream the player page offers (streams.json)."""
-    offered = json.loads(client.get(urllib.parse.urljoin(lab["player_url"], "streams.json")))
-    assert offered, "the player offers no stream"
+    """The first stream the player page offers (streams.json) that the backend makes itself
+    (not one an encoder publishes)."""
+    offered = [item for item in json.loads(client.get(urllib.parse.urljoin(lab["player_url"], "streams.json")))
+               if not item.get("encoder")]
+    assert offered, "the player offers no stream the backend makes"
     return Stream(offered[0]["name"], urllib.parse.urljoin(lab["player_url"], offered[0]["playlist"]))

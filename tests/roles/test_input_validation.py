@@ -75,6 +75,21 @@ BAD_INPUTS = [
     ("backend", {"backend_frontend_address": "10.0.1.10", "livestream_streams": [dict(GOOD_STREAM, key="short")]},
      "'studio' of backend_streams (livestream_streams) has no usable key"),
     ("streams", {"streams_list": [dict(GOOD_STREAM, name="a_b")]}, "'a_b' of streams_list"),
+    # RTMPS ingest wants a port of its own
+    ("frontend", frontend_vars(frontend_ingest_port=443), "frontend_ingest_port (livestream_ingest_port) 443"),
+    ("frontend", frontend_vars(frontend_ingest_port="rtmps"), "argument 'frontend_ingest_port' is of type str"),
+    # an encoder's stream has a key like any other
+    ("frontend", frontend_vars(frontend_streams=[{"name": "live", "source": "ingest", "mode": "transcode"}]),
+     "no key found in frontend_streams (livestream_streams) for stream 'live'"),
+    # a key with a character that breaks a URL
+    ("backend", backend_vars(backend_streams=[dict(GOOD_STREAM, key="k" * 20 + "?x=1")]), "'studio' of backend_streams"),
+    # restreaming goes to RTMP(S) servers only; the message shows the server, never the rest of the URL
+    ("backend", backend_vars(backend_streams=[dict(GOOD_STREAM, restream=[{"url": "https://example.test/in/secret-path",
+                                                                           "key": GOOD_KEY}])]),
+     "each url rtmp:// or rtmps://<host>[:port]/<path> (found: https://example.test/...)"),
+    ("frontend", frontend_vars(frontend_streams=[dict(GOOD_STREAM, restream=[{"url": "rtmp://a.test/app",
+                                                                             "key": "has space"}])]),
+     "each key, when given, of letters, digits"),
 ]
 
 GOOD_INPUTS = [
@@ -87,6 +102,11 @@ GOOD_INPUTS = [
     ("frontend", {"frontend_domain": "live.example.test", "livestream_streams": [GOOD_STREAM],
                   "livestream_hls_fragment_seconds": 2}),
     ("streams", {"streams_list": [GOOD_STREAM]}),
+    # an encoder's stream, copied or transcoded
+    ("backend", backend_vars(backend_streams=[dict(GOOD_STREAM, source="ingest"),
+                                              dict(GOOD_STREAM, name="studio-ladder", source="ingest", mode="transcode")])),
+    ("frontend", frontend_vars(frontend_streams=[dict(GOOD_STREAM, source="ingest", mode="transcode")],
+                               frontend_ingest_port=8443)),
 ]
 
 

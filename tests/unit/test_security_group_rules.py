@@ -10,8 +10,9 @@ GROUPS = {"bastion": "sg-b", "frontend": "sg-f", "backend": "sg-k"}
 PRIVATE = "10.0.2.0/24"
 
 
-def wanted(admin_cidrs=("203.0.113.7/32",)):
-    return wanted_rules(list(admin_cidrs), PRIVATE, GROUPS)
+def wanted(admin_cidrs=("203.0.113.7/32",), ingest_cidrs=None, ingest_port=1936):
+    access = {"admin_cidrs": list(admin_cidrs), "ingest_cidrs": ingest_cidrs, "ingest_port": ingest_port}
+    return wanted_rules(access, PRIVATE, GROUPS)
 
 
 def group(*permissions):
@@ -24,6 +25,7 @@ def test_each_role_lets_in_only_what_it_serves():
     assert set(rules["frontend"]) == {
         ("tcp", 80, 80, "cidr", "0.0.0.0/0"), ("tcp", 443, 443, "cidr", "0.0.0.0/0"),
         ("tcp", 1935, 1935, "group", "sg-k"), ("tcp", 22, 22, "group", "sg-b"),
+        ("tcp", 1936, 1936, "cidr", "203.0.113.7/32"),
     }
     assert set(rules["backend"]) == {("tcp", 22, 22, "group", "sg-b")}
     assert rules["frontend"][("tcp", 1935, 1935, "group", "sg-k")] == "RTMP from the backend"
@@ -32,6 +34,16 @@ def test_each_role_lets_in_only_what_it_serves():
 def test_ssh_to_the_bastion_from_each_admin_cidr():
     rules = wanted(["203.0.113.7/32", "198.51.100.0/24"])["bastion"]
     assert {rule[4] for rule in rules if rule[1] == 22} == {"203.0.113.7/32", "198.51.100.0/24"}
+
+
+def test_rtmps_from_the_ingest_cidrs_else_the_admin_cidrs():
+    def ingest(rules):
+        return {(rule[1], rule[4]) for rule, why in rules["frontend"].items() if why == "RTMPS from encoders"}
+    assert ingest(wanted()) == {(1936, "203.0.113.7/32")}
+    assert ingest(wanted(ingest_cidrs=["0.0.0.0/0"], ingest_port=443 + 1)) == {(444, "0.0.0.0/0")}
+    # plain RTMP stays the backend's alone, whoever may publish over RTMPS
+    assert {rule for rule in wanted(ingest_cidrs=["0.0.0.0/0"])["frontend"] if rule[1] == 1935} == {
+        ("tcp", 1935, 1935, "group", "sg-k")}
 
 
 def test_a_groups_rules_each_with_its_description():
@@ -69,7 +81,7 @@ def test_what_is_missing_is_added_and_what_is_extra_revoked():
 
 def test_a_new_group_has_every_rule_to_add():
     missing, extra = rule_changes(wanted()["frontend"], current_rules({"GroupId": None, "IpPermissions": []}))
-    assert len(missing) == 4 and extra == []
+    assert len(missing) == 5 and extra == []
 
 
 def test_a_rule_as_the_api_takes_it():

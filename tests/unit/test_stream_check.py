@@ -83,6 +83,16 @@ def test_every_stream_and_every_rendition_advances(tls):
     assert result["elapsed_s"] < 2
 
 
+def test_an_encoders_stream_is_not_waited_for(tls):
+    # "studio" has no playlist (404): no encoder publishes it; the check passes, naming it
+    studio = {"name": "studio", "playlist": "/hls/missing.m3u8", "variants": True, "encoder": True}
+    with https_server(tls, service([STREAMS[0], studio])) as port:
+        failed, message, result = check(port, tls.ca, timeout=2)
+    assert not failed, message
+    assert message == "Every stream plays over HTTPS (1); live when their encoders publish: studio"
+    assert [stream["name"] for stream in result["streams"]] == ["plain"] and result["encoder_streams"] == ["studio"]
+
+
 def test_a_frozen_rendition_fails_the_run_naming_stream_and_rendition(tls):
     with https_server(tls, service(STREAMS, frozen=("/hls/ladder_480/index.m3u8",))) as port:
         failed, message, result = check(port, tls.ca, timeout=1)

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from ansible_collections.livestream.aws.plugins.module_utils.validation import (
-    admin_access_errors, check_mode_only_errors, domain_errors, fail_on_errors, network_errors, normalize_dns_name,
+    access_errors, check_mode_only_errors, domain_errors, fail_on_errors, network_errors, normalize_dns_name,
     parse_cidr, ssh_public_key_errors, stack_errors)
 from module_stand_in import Failed, Module
 
@@ -53,13 +53,35 @@ def test_every_bad_block_is_named_at_once():
     assert len(errors) == 2, errors
 
 
+def access(admin_cidrs, **options):
+    return {"admin_cidrs": admin_cidrs, "allow_ssh_from_anywhere": False, "ingest_cidrs": None, "ingest_port": 1936,
+            **options}
+
+
 def test_ssh_is_open_to_the_admin_cidrs_only():
-    assert admin_access_errors(["203.0.113.7/32", "198.51.100.0/24"]) == []
-    assert "nobody could reach the bastion" in admin_access_errors([])[0]
-    (error,) = admin_access_errors(["0.0.0.0/0"])
+    assert access_errors(access(["203.0.113.7/32", "198.51.100.0/24"])) == []
+    assert "nobody could reach the bastion" in access_errors(access([]))[0]
+    (error,) = access_errors(access(["0.0.0.0/0"]))
     assert "opens SSH to the whole internet" in error and "allow_ssh_from_anywhere" in error
-    assert admin_access_errors(["0.0.0.0/0"], allow_ssh_from_anywhere=True) == []
-    assert "'203.0.113.7' is not a CIDR block" in admin_access_errors(["203.0.113.7"])[0]
+    assert access_errors(access(["0.0.0.0/0"], allow_ssh_from_anywhere=True)) == []
+    assert "'203.0.113.7' is not a CIDR block" in access_errors(access(["203.0.113.7"]))[0]
+
+
+def test_ingest_from_anywhere_when_said_explicitly():
+    assert access_errors(access(["203.0.113.7/32"], ingest_cidrs=["0.0.0.0/0"])) == []
+    (error,) = access_errors(access(["203.0.113.7/32"], ingest_cidrs=["studio"]))
+    assert error == "ingest CIDR (livestream_ingest_cidrs) 'studio' is not a CIDR block"
+
+
+@pytest.mark.parametrize("port, said", [
+    (0, "ingest port 0 (livestream_ingest_port) is not a TCP port (1-65535)"),
+    (70000, "ingest port 70000 (livestream_ingest_port) is not a TCP port (1-65535)"),
+    (443, "ingest port 443 (livestream_ingest_port) is the frontend's HTTPS port: give RTMPS a port of its own"),
+    (1935, "ingest port 1935 (livestream_ingest_port) is the frontend's RTMP from the backend port"),
+])
+def test_ingest_gets_a_port_of_its_own(port, said):
+    (error,) = access_errors(access(["203.0.113.7/32"], ingest_port=port))
+    assert error.startswith(said)
 
 
 @pytest.mark.parametrize("domain, zone", [

@@ -9,17 +9,19 @@ import socket
 OPEN, REFUSED, SILENT, UNREACHABLE = "open", "refused", "silent", "unreachable"
 
 
-def tcp_state(address: str, port: int, timeout: float = 2.0) -> str:
+def tcp_state(address: str, port: int, timeout: float = 2.0, source: str | None = None) -> str:
     """How ``address``:``port`` answers a TCP connection attempt.
 
     ``open``: something accepted it. ``refused``: a reset came back (a host with nothing
     listening, or a firewall rule that rejects). ``silent``: nothing came back within
     ``timeout`` seconds (a security group or firewall that drops). ``unreachable``: the
     network said there is no route (an ICMP error, or no route here at all).
+    ``source``: the local address to connect from (another host of the lab's internet).
     The caller names the address: point it only at loopback or the lab's machines.
     """
     try:
-        with socket.create_connection((address, port), timeout=timeout):
+        with socket.create_connection((address, port), timeout=timeout,
+                                      source_address=(source, 0) if source else None):
             return OPEN
     except ConnectionRefusedError:
         return REFUSED

@@ -12,19 +12,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar
 
-from livestream_lab import config, lab as lab_flow
-from livestream_testing import ROOT
+from livestream_lab import config, lab as lab_flow, streams as lab_streams
 
-ROLES = ROOT / "roles"
 
 # the stack tests/lab runs its lab under (tests/e2e has its own, so both can run at once)
 STACK = "labtest"
-# the stream the roles configure without livestream_streams: the test pattern, its key
-# generated on the controller
+# the streams the roles configure without livestream_streams, their keys generated on the
+# controller: the test pattern, and the stream an encoder publishes over RTMPS
 STREAM = "test"
+INGEST_STREAM = "studio"
 
 
 def require_lab_host():
@@ -93,8 +90,9 @@ def lab_identifiers(settings: config.LabConfig, summary: dict | None) -> list[st
 
 def ssh(lab_config, host: str, command: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run a command on a lab machine the way an admin would: ssh, backend through the bastion."""
+    # logs hold binary files too (wtmp, the journal's own): bytes that are not UTF-8 are replaced
     result = subprocess.run(["ssh", "-F", str(lab_config.ssh_config), host, command],
-                            capture_output=True, text=True, timeout=timeout, check=False)
+                            capture_output=True, text=True, errors="replace", timeout=timeout, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"ssh {host} {command!r} failed ({result.returncode}): {result.stderr}")
     return result
@@ -129,7 +127,12 @@ def service_lab(stack: str, keep: bool = False):
     taken down at the end unless `keep`; one left over by an interrupted run is removed first."""
     require_lab_host()
     settings = config.load(stack)
-    lab_flow.down(settings)
+    # while developing: LIVESTREAM_REUSE_LAB=1 brings up (again, idempotently) the lab that is
+    # there, running site.yml on it, and leaves it up at the end
+    reuse = os.environ.get("LIVESTREAM_REUSE_LAB") == "1"
+    keep = keep or reuse
+    if not reuse:
+        lab_flow.down(settings)
     try:
         yield lab_flow.up(settings)
     finally:
@@ -137,17 +140,10 @@ def service_lab(stack: str, keep: bool = False):
             lab_flow.down(settings)
 
 
-def stream_key(lab_config) -> str:
-    """The publish key of the default stream "test", where site.yml generated it on the
-    controller: the file the role livestream.aws.streams names (streams_shared_key_file, its
-    one definition), for the lab's settings (group_vars/all.json, livestream_credentials_dir)."""
-    loader = DataLoader()
-    variables = {}
-    for part in ("defaults", "vars"):  # the role's own definitions, as Ansible reads them
-        variables.update(loader.load_from_file(str(ROLES / "streams" / part / "main.yml"), trusted_as_template=True))
-    variables.update(json.loads((lab_config.state_dir / "group_vars" / "all.json").read_text()))
-    key_file = Templar(loader=loader, variables=variables).template(variables["streams_shared_key_file"])
-    return Path(key_file).expanduser().read_text().strip()
+def stream_key(lab_config, stream: str = STREAM) -> str:
+    """The publish key of a default stream ("test" or "studio"), where site.yml generated it
+    on the controller (the file the role livestream.aws.streams names for the lab's settings)."""
+    return lab_streams.key_file(lab_config, stream).read_text().strip()
 
 
 def aws_environment(lab_config) -> dict[str, str]:

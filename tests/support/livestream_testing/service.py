@@ -42,3 +42,25 @@ def ssh(lab_config, lab):
         except subprocess.TimeoutExpired as error:
             return subprocess.CompletedProcess(error.cmd, 255, "", f"timed out after {timeout}s")
     return run
+
+
+# Where a secret must never be, on every machine: what a user who is not root sees of the
+# process lists (the lab's admin user), every journal, every file under /var/log.
+SECRET_PLACES = {
+    "process list": "ps -eo user,args",
+    # every field of every entry (-o export): journald also keeps the logging process's command line
+    "journal": "sudo -n journalctl --no-pager -o export",
+    "logs": "sudo -n find /var/log -type f -exec cat {} +",
+}
+
+
+def secrets_found(ssh, machines, secrets: dict[str, str]) -> list[str]:
+    """Each place of SECRET_PLACES, on each machine, where one of ``secrets`` (what -> the
+    secret) can be read: "<what> in the <place> of the <role>"; never the secret itself."""
+    found = []
+    for role in ("bastion", "frontend", "backend"):
+        for place, command in SECRET_PLACES.items():
+            result = ssh(machines[role]["name"], command, timeout=120)
+            assert result.returncode == 0, f"{role} {place}: {result.stderr[-500:]}"
+            found += [f"{what} in the {place} of the {role}" for what, secret in secrets.items() if secret in result.stdout]
+    return found

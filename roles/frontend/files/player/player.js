@@ -31,7 +31,9 @@ function settleAtTarget(player) {
 function play(stream, button) {
   for (const b of list.querySelectorAll("button")) b.setAttribute("aria-pressed", "false");
   button.setAttribute("aria-pressed", "true");
-  status.textContent = "Playing " + stream.name;
+  status.textContent = "Playing " + stream.name + (stream.audio ? " (audio)" : "");
+  // an audio-only stream (mode "audio") plays in the same element, shown as its controls
+  video.classList.toggle("audio", Boolean(stream.audio));
   delete document.body.dataset.playerError;
   if (hls) { hls.destroy(); hls = null; }
   if (window.Hls && Hls.isSupported()) {
@@ -71,7 +73,7 @@ async function main() {
   streams.forEach((stream, i) => {
     const item = document.createElement("li");
     const button = document.createElement("button");
-    button.textContent = stream.name + (live[i] ? "" : " (offline)");
+    button.textContent = stream.name + (stream.audio ? " (audio)" : "") + (live[i] ? "" : " (offline)");
     button.dataset.stream = stream.name;
     if (!live[i]) item.className = "offline";
     button.addEventListener("click", () => play(stream, button));

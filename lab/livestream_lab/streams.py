@@ -1,0 +1,63 @@
+"""The streams a lab's service runs, as the roles see them with the lab's settings: the
+role livestream.aws.streams's defaults (the two default streams, where their keys are
+generated) and the stack's settings (playbooks/vars/livestream.yml: the RTMPS port),
+templated by Ansible itself from the lab's group_vars, so that nothing here repeats them."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+from . import config
+from .config import LabConfig
+
+ROLE = config.REPOSITORY / "roles" / "streams"
+SETTINGS = config.REPOSITORY / "playbooks" / "vars" / "livestream.yml"
+
+
+@functools.cache
+def _plugins() -> None:
+    """Ansible's plugins, once: the lookup the defaults use (ansible.builtin.password, which
+    reads the key files site.yml wrote)."""
+    from ansible.plugins.loader import init_plugin_loader  # pylint: disable=import-outside-toplevel
+
+    init_plugin_loader()
+
+
+def _template(lab: LabConfig, expression: str):
+    # imported here: Ansible is needed only by what asks about streams
+    from ansible.parsing.dataloader import DataLoader  # pylint: disable=import-outside-toplevel
+    from ansible.template import Templar, trust_as_template  # pylint: disable=import-outside-toplevel
+
+    _plugins()
+
+    loader = DataLoader()
+    variables = {}
+    for source in (ROLE / "defaults" / "main.yml", ROLE / "vars" / "main.yml", SETTINGS):
+        variables.update(loader.load_from_file(str(source), trusted_as_template=True))
+    variables.update(json.loads((lab.state_dir / "group_vars" / "all.json").read_text()))
+    return Templar(loader=loader, variables=variables).template(trust_as_template(expression))
+
+
+def key_file(lab: LabConfig, stream: str) -> Path:
+    """Where the roles generated (once) and keep the key of a default stream on this host."""
+    return Path(_template(lab, f"{{{{ streams_shared_key_files[{stream!r}] }}}}")).expanduser()
+
+
+def encoder_streams(lab: LabConfig) -> list[dict]:
+    """The streams an encoder publishes (source "ingest"), each with what a streamer types
+    into OBS: the server URL and the stream key (``<name>?key=<key>``), and the key's file
+    when the roles generated it. Call after site.yml: the keys exist then."""
+    streams = _template(lab, "{{ streams_shared_list }}")
+    files = _template(lab, "{{ streams_shared_key_files }}")
+    port = _template(lab, "{{ livestream_stack.ingest_port }}")
+    return [
+        {
+            "name": stream["name"],
+            "server": f"rtmps://{lab.domain}:{port}/ingest",
+            "stream_key": f"{stream['name']}?key={stream['key']}",
+            "key_file": str(Path(files[stream["name"]]).expanduser()) if stream["name"] in files else None,
+        }
+        for stream in streams if stream.get("source") == "ingest"
+    ]

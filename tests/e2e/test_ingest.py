@@ -1,0 +1,225 @@
+"""Going live from a streamer's own encoder: ffmpeg on the lab's internet publishes the
+default encoder stream "studio" over RTMPS (the frontend's certificate verified against the
+lab's ACME root only, as a streamer's machine trusts Let's Encrypt), the backend pulls it
+over the VPC and transcodes it into the ABR ladder, and Chromium plays the ladder over HTTPS.
+What must not publish does not: no key, a wrong key, another stream's name, plain RTMP,
+an address outside the ingest CIDRs. An encoder that stops and comes back goes on without
+Ansible. Then, after those failures, no key is anywhere a user but root could read it."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from livestream_lab import streams as lab_streams
+from livestream_probes import browser as browser_probe
+from livestream_probes.browser import Browser
+from livestream_probes.encoder import Encoder, Encoding, publish
+from livestream_probes.hls import HlsClient, HlsError, new_session
+from livestream_probes.net import OPEN, SILENT, tcp_state
+from livestream_testing.lab import INGEST_STREAM, STREAM, stream_key
+from livestream_testing.playbook import Runner
+from livestream_testing.service import secrets_found
+
+pytestmark = pytest.mark.lab
+
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "output" / "e2e"
+# the encoder's own keyframe interval, longer than a fragment: in transcode mode the
+# backend's keyframes decide the fragments, not the encoder's
+ENCODING = Encoding(height=720, fps=30, keyframe_s=4)
+# long enough for every test of the live stream; it stops by itself
+LIVE_SECONDS = 240
+# the ladder's first fragments, after the backend's waiting pull gets the encoder's stream
+LIVE_WITHIN_S = 60
+# a refused publish ends within seconds; an accepted one would run this long
+REFUSED_SECONDS = 8
+
+
+@pytest.fixture(scope="module")
+def ingest(lab_config, lab):
+    """The default encoder stream, as a streamer types it into OBS: server and stream key."""
+    [studio] = [stream for stream in lab_streams.encoder_streams(lab_config) if stream["name"] == INGEST_STREAM]
+    return studio
+
+
+@pytest.fixture(scope="module")
+def client(lab):
+    return HlsClient(resolve={lab["domain"]: lab["frontend_address"]}, ca_file=lab["ca_cert"], timeout=5)
+
+
+@pytest.fixture(scope="module")
+def master_url(lab):
+    return urllib.parse.urljoin(lab["player_url"], f"hls/{INGEST_STREAM}.m3u8")
+
+
+@pytest.fixture(scope="module")
+def live(lab, ingest, client, master_url):
+    """The encoder publishing over RTMPS, for the module; every rendition advancing."""
+    encoder = Encoder(f"{ingest['server']}/{ingest['stream_key']}", seconds=LIVE_SECONDS, ca_file=lab["ca_cert"],
+                      encoding=ENCODING).start()
+    try:
+        checks = client.streams_advance({master_url: True}, within_s=LIVE_WITHIN_S)
+        failed = [check.explain() for check in checks if not check]
+        assert not failed, f"{'; '.join(failed)}; encoder running: {encoder.running()}"
+        yield encoder
+    finally:
+        result = encoder.stop()
+        assert result.returncode in (0, 255) or "Exiting normally" in result.stderr, result.stderr[-2000:]
+
+
+def test_an_encoder_publishes_over_rtmps_and_the_backend_makes_the_ladder(live, client, master_url, lab_config):
+    master = client.playlist(master_url)
+    heights = sorted({int(variant.resolution.split("x")[1]) for variant in master.variants}, reverse=True)
+    assert heights == [1080, 720, 480], master.variants
+    assert live.running()
+
+
+def test_chromium_plays_the_encoders_ladder_over_https(live, lab):
+    if not browser_probe.available():
+        pytest.fail("chromium, chromedriver or certutil is missing: run `make setup-lab`")
+    with Browser(ca_file=lab["ca_cert"], resolve={lab["domain"]: lab["frontend_address"]}) as browser:
+        assert browser.open(lab["player_url"] + f"?stream={INGEST_STREAM}") == "Live"
+        state = browser.wait_playing(min_advance_s=3, timeout=60)
+        levels = browser.driver.execute_script("return hls ? hls.levels.map((level) => level.height) : null")
+        screenshot = browser.screenshot(SCREENSHOTS / "ingest.png")
+    print(f"ingest playback screenshot: {screenshot}")
+    assert not state.failed
+    assert sorted(levels, reverse=True) == [1080, 720, 480]
+    assert state.height in (1080, 720, 480)
+
+
+def _refused(result) -> bool:
+    """ffmpeg failed within the refusal's time (an accepted publish runs REFUSED_SECONDS)."""
+    return result.returncode not in (0, 255)
+
+
+@pytest.mark.parametrize("case", ["no key", "a wrong key", "another stream's name", "plain RTMP on the RTMPS port"])
+def test_what_must_not_publish_is_refused(case, live, lab, lab_config, ingest):
+    server, key = ingest["server"], stream_key(lab_config, INGEST_STREAM)
+    url = {
+        "no key": f"{server}/{INGEST_STREAM}",
+        "a wrong key": f"{server}/{INGEST_STREAM}?key=not-{key}",
+        # the test pattern is the backend's own: no encoder may publish it, whatever its key
+        "another stream's name": f"{server}/{STREAM}?key={stream_key(lab_config, STREAM)}",
+        "plain RTMP on the RTMPS port": f"{server.replace('rtmps://', 'rtmp://')}/{INGEST_STREAM}?key={key}",
+    }[case]
+    started = time.monotonic()
+    result = publish(url, seconds=REFUSED_SECONDS, ca_file=lab["ca_cert"], encoding=Encoding(height=180, fps=10),
+                     timeout=REFUSED_SECONDS + 20)
+    assert _refused(result), f"{case}: published for {time.monotonic() - started:.0f}s: {result.stderr[-500:]}"
+    # refused, not cut short for want of a connection: the same encoder publishes "studio" meanwhile
+    assert live.running()
+
+
+def test_plain_rtmp_and_outsiders_do_not_reach_the_frontend(live, lab, lab_config, machines):
+    frontend = machines["frontend"]["public"]
+    port = int(urllib.parse.urlsplit(lab_streams.encoder_streams(lab_config)[0]["server"]).port)
+    assert tcp_state(frontend, 1935) == SILENT, "plain RTMP is the backend's only"
+    assert tcp_state(frontend, port, source=str(lab_config.outsider_address)) == SILENT, "outside the ingest CIDRs"
+    # the control: from the admin address, inside livestream_ingest_cidrs by default
+    assert tcp_state(frontend, port, source=str(lab_config.internet_address)) == OPEN
+
+
+def test_an_encoder_that_stops_and_comes_back_goes_on_without_ansible(live, lab, ingest, client, master_url):
+    rendition = client.playlist(master_url).variants[-1].uri
+    before = client.media_playlist(rendition)
+    live.stop()
+    stopped = time.monotonic()
+    with Encoder(f"{ingest['server']}/{ingest['stream_key']}", seconds=90, ca_file=lab["ca_cert"],
+                 encoding=ENCODING) as again:
+        resumed = client.watch(rendition, 60, until=new_session, since=before, started=stopped, poll_s=0.5)
+        assert resumed, resumed.explain()
+        assert again.running()
+    print(f"the stream resumed {resumed.elapsed_s:.1f}s after the encoder stopped")
+
+
+def test_no_key_is_readable_but_by_root_after_the_failures(live, lab_config, ssh, machines):
+    """Every key of every stream, searched after the refusals and the encoder's stop above
+    (which ended the backend's pull and push: ffmpeg's failure messages name its URLs) and a
+    restart of the frontend's nginx (every push broken): in what a user who is not root sees
+    of the process lists, and in every journal and log, of every machine."""
+    frontend, backend = machines["frontend"]["name"], machines["backend"]["name"]
+    restarted = ssh(frontend, "sudo -n systemctl restart nginx")
+    assert restarted.returncode == 0, restarted.stderr
+    # the pushes fail and start again (seconds; their failure is what is searched)
+    time.sleep(8)
+    keys = {name: stream_key(lab_config, name) for name in (STREAM, INGEST_STREAM)}
+    found = secrets_found(ssh, machines, {f"{name}'s key": key for name, key in keys.items()})
+    assert not found, found
+    # the controls: root does see the test pattern's key on ffmpeg's command line, so the
+    # search would have found it; and the backend's journal holds ffmpeg's failure, redacted
+    root_ps = ssh(backend, "sudo -n ps -eo args")
+    assert keys[STREAM] in root_ps.stdout
+    journal = ssh(backend, "sudo -n journalctl --no-pager -o cat -u 'livestream-stream@*'").stdout
+    assert "<redacted>" in journal, journal[-2000:]
+
+
+class Cuts:
+    """Polls a media playlist in the background, from entering to leaving, and keeps every
+    new publishing session it sees (module_utils/hls.py's ``new_session``): a stream that
+    was cut and came back."""
+
+    def __init__(self, client: HlsClient, url: str, poll_s: float = 0.5):
+        self.client, self.url, self.poll_s = client, url, poll_s
+        self.seen: list[str] = []
+        self.polls = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        reference = self.client.media_playlist(self.url)
+        while not self._stop.wait(self.poll_s):
+            try:
+                current = self.client.media_playlist(self.url)
+            except HlsError as error:
+                self.seen.append(f"unreadable: {error}")
+                continue
+            self.polls += 1
+            if new_session(reference, current):
+                self.seen.append(current.short())
+            reference = current
+
+    def __enter__(self) -> Cuts:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def test_rotating_a_key_takes_one_command_and_leaves_the_other_streams_alone(
+        lab, lab_config, ingest, client, master_url, tmp_path):
+    """livestream.aws.rotate_key for "studio", while its encoder publishes with the old key and
+    the test pattern plays: the encoder is dropped and refused, the new key publishes, and the
+    test pattern's playlist goes on in one session (no discontinuity, no gap)."""
+    old_key = stream_key(lab_config, INGEST_STREAM)
+    pattern = urllib.parse.urljoin(lab["player_url"], f"hls/{STREAM}.m3u8")
+    with Encoder(f"{ingest['server']}/{ingest['stream_key']}", seconds=300, ca_file=lab["ca_cert"],
+                 encoding=ENCODING) as old:
+        [playing] = client.streams_advance({master_url: True}, within_s=LIVE_WITHIN_S)
+        assert playing, playing.explain()
+        with Cuts(client, pattern) as cuts:
+            result = Runner(tmp_path, env=dict(os.environ)).playbook(
+                "livestream.aws.rotate_key", "-e", f"livestream_rotate_stream={INGEST_STREAM}",
+                inventory=lab["inventory"])
+        assert result.returncode == 0, result.stdout[-3000:]
+        new_key = stream_key(lab_config, INGEST_STREAM)
+        assert new_key != old_key and old_key not in result.stdout and new_key not in result.stdout
+        # the publisher with the old key is dropped (ffmpeg ends on its own, failing)
+        ended = old.result(timeout=30)
+        assert ended.returncode not in (0, 255), "the old key's publisher was not dropped"
+    # one session all along: the test pattern was never cut
+    assert cuts.polls > 20 and not cuts.seen, cuts.seen
+    server = ingest["server"]
+    refused = publish(f"{server}/{INGEST_STREAM}?key={old_key}", seconds=REFUSED_SECONDS, ca_file=lab["ca_cert"],
+                      encoding=Encoding(height=180, fps=10))
+    assert _refused(refused), "the old key still publishes"
+    with Encoder(f"{server}/{INGEST_STREAM}?key={new_key}", seconds=120, ca_file=lab["ca_cert"], encoding=ENCODING):
+        [again] = client.streams_advance({master_url: True}, within_s=LIVE_WITHIN_S)
+        assert again, again.explain()
