@@ -4,7 +4,9 @@ lab's ACME root only, as a streamer's machine trusts Let's Encrypt), the backend
 over the VPC and transcodes it into the ABR ladder, and Chromium plays the ladder over HTTPS.
 What must not publish does not: no key, a wrong key, another stream's name, plain RTMP,
 an address outside the ingest CIDRs. An encoder that stops and comes back goes on without
-Ansible. Then, after those failures, no key is anywhere a user but root could read it."""
+Ansible. Then, after those failures, no key is anywhere a user but root could read it. A key
+rotated by one command drops its old publisher and leaves the other streams alone; and OBS
+Studio itself, headless, goes live with what a streamer types into it."""
 
 from __future__ import annotations
 
@@ -17,14 +19,13 @@ from pathlib import Path
 import pytest
 
 from livestream_lab import streams as lab_streams
-from livestream_probes import browser as browser_probe
-from livestream_probes.browser import Browser
+from livestream_probes import obs as obs_probe
 from livestream_probes.encoder import Encoder, Encoding, publish
 from livestream_probes.hls import HlsClient, HlsError, new_session
 from livestream_probes.net import OPEN, SILENT, tcp_state
 from livestream_testing.lab import INGEST_STREAM, STREAM, stream_key
 from livestream_testing.playbook import Runner
-from livestream_testing.service import secrets_found
+from livestream_testing.service import secrets_found, viewer
 
 pytestmark = pytest.mark.lab
 
@@ -80,9 +81,7 @@ def test_an_encoder_publishes_over_rtmps_and_the_backend_makes_the_ladder(live, 
 
 
 def test_chromium_plays_the_encoders_ladder_over_https(live, lab):
-    if not browser_probe.available():
-        pytest.fail("chromium, chromedriver or certutil is missing: run `make setup-lab`")
-    with Browser(ca_file=lab["ca_cert"], resolve={lab["domain"]: lab["frontend_address"]}) as browser:
+    with viewer(lab) as browser:
         assert browser.open(lab["player_url"] + f"?stream={INGEST_STREAM}") == "Live"
         state = browser.wait_playing(min_advance_s=3, timeout=60)
         levels = browser.driver.execute_script("return hls ? hls.levels.map((level) => level.height) : null")
@@ -159,6 +158,24 @@ def test_no_key_is_readable_but_by_root_after_the_failures(live, lab_config, ssh
     assert "<redacted>" in journal, journal[-2000:]
 
 
+def test_after_a_certificate_renewal_an_encoder_that_reconnects_plays_again(lab_config, ssh, machines, ingest,
+                                                                            client, master_url):
+    """certbot's deploy hook reloads nginx after a renewal. nginx-rtmp keeps a stream's
+    publisher and its players in one worker, and a plain reload leaves the backend's pull
+    waiting in a worker of the old configuration while an encoder that reconnects reaches a
+    new one: the hook ends the old workers, so that both meet again in the new one."""
+    frontend = machines["frontend"]["name"]
+    reloaded = ssh(frontend, "sudo -n /etc/letsencrypt/renewal-hooks/deploy/livestream-reload-nginx")
+    assert reloaded.returncode == 0, reloaded.stderr
+    workers = ssh(frontend, "ps -eo args").stdout
+    assert "shutting down" not in workers, workers
+    url = f"{ingest['server']}/{INGEST_STREAM}?key={stream_key(lab_config, INGEST_STREAM)}"
+    with Encoder(url, seconds=120, ca_file=str(lab_config.ca_cert), encoding=ENCODING) as encoder:
+        checks = client.streams_advance({master_url: True}, within_s=LIVE_WITHIN_S)
+        failed = [check.explain() for check in checks if not check]
+        assert not failed, f"{'; '.join(failed)}; encoder running: {encoder.running()}"
+
+
 class Cuts:
     """Polls a media playlist in the background, from entering to leaving, and keeps every
     new publishing session it sees (module_utils/hls.py's ``new_session``): a stream that
@@ -223,3 +240,25 @@ def test_rotating_a_key_takes_one_command_and_leaves_the_other_streams_alone(
     with Encoder(f"{server}/{INGEST_STREAM}?key={new_key}", seconds=120, ca_file=lab["ca_cert"], encoding=ENCODING):
         [again] = client.streams_advance({master_url: True}, within_s=LIVE_WITHIN_S)
         assert again, again.explain()
+
+
+def test_obs_studio_goes_live_with_what_a_streamer_types_into_it(lab, lab_config, ingest, client, master_url,
+                                                                  tmp_path):
+    """The second client: Debian's OBS Studio itself, headless, given the server and stream key
+    a streamer types into Settings > Stream (the key as rotated above), trusting the lab's ACME
+    root alone: the backend's ladder advances from what OBS sends."""
+    cannot = obs_probe.available()
+    if cannot:
+        pytest.fail(f"OBS Studio cannot run here: {cannot} (run `make setup-lab`)")
+    config = obs_probe.write_config(tmp_path / "obs", server=ingest["server"],
+                                    key=f"{INGEST_STREAM}?key={stream_key(lab_config, INGEST_STREAM)}",
+                                    encoding=Encoding(height=360, fps=30, keyframe_s=2, video_kbps=1000))
+    with obs_probe.Obs(config, ca_file=lab["ca_cert"], resolve={lab["domain"]: lab["frontend_address"]}) as obs:
+        live_after_s = obs.wait_streaming(timeout=60)
+        # nothing else publishes "studio" now (every encoder above has stopped): the segments
+        # that appear from here on are made of what OBS sends
+        checks = client.streams_advance({master_url: True}, within_s=LIVE_WITHIN_S)
+        failed = [check.explain() for check in checks if not check]
+        assert not failed, f"{'; '.join(failed)}\n{obs.log_tail()}"
+        assert obs.streaming(), obs.log_tail()
+    print(f"OBS Studio was live {live_after_s:.1f}s after it started")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from livestream_probes import browser as browser_probe
-from livestream_probes.browser import Browser
+from livestream_testing.service import viewer
+
 
 pytestmark = pytest.mark.lab
 
@@ -16,9 +16,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "output" / "e2e"
 
 
 def test_the_player_page_plays_the_live_stream_in_a_browser_over_https(lab):
-    if not browser_probe.available():
-        pytest.fail("chromium, chromedriver or certutil is missing: run `make setup-lab`")
-    with Browser(ca_file=lab["ca_cert"], resolve={lab["domain"]: lab["frontend_address"]}) as browser:
+    with viewer(lab) as browser:
         title = browser.open(lab["player_url"])
         # Chromium titles its certificate error page "Privacy error": the ACME chain is trusted
         assert title == "Live"

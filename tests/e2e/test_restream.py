@@ -20,12 +20,10 @@ from pathlib import Path
 import pytest
 
 from livestream_lab import config
-from livestream_probes import browser as browser_probe
-from livestream_probes.browser import Browser
 from livestream_probes.hls import HlsClient
 from livestream_testing.lab import INGEST_STREAM, STREAM, stream_key
 from livestream_testing.playbook import Runner
-from livestream_testing.service import secrets_found
+from livestream_testing.service import secrets_found, viewer
 
 pytestmark = pytest.mark.lab
 
@@ -161,9 +159,7 @@ def test_an_audio_stream_is_served_as_audio_alone(restreaming, client, lab, tmp_
 
 
 def test_chromium_plays_the_audio_stream_as_audio(restreaming, lab):
-    if not browser_probe.available():
-        pytest.fail("chromium, chromedriver or certutil is missing: run `make setup-lab`")
-    with Browser(ca_file=lab["ca_cert"], resolve={lab["domain"]: lab["frontend_address"]}) as browser:
+    with viewer(lab) as browser:
         assert browser.open(lab["player_url"] + f"?stream={RADIO}") == "Live"
         state = browser.wait_playing(min_advance_s=3, timeout=60)
         decoded = browser.driver.execute_script("return document.getElementById('video').webkitAudioDecodedByteCount")

@@ -8,6 +8,9 @@ import subprocess
 
 import pytest
 
+from livestream_probes import browser as browser_probe
+from livestream_probes.browser import Browser
+
 from livestream_testing.lab import inventory_hosts, service_lab, ssh as lab_ssh, stream_key as read_stream_key
 
 
@@ -64,3 +67,12 @@ def secrets_found(ssh, machines, secrets: dict[str, str]) -> list[str]:
             assert result.returncode == 0, f"{role} {place}: {result.stderr[-500:]}"
             found += [f"{what} in the {place} of the {role}" for what, secret in secrets.items() if secret in result.stdout]
     return found
+
+
+def viewer(lab) -> Browser:
+    """Chromium on the lab's internet, trusting only the lab's ACME root (as a viewer's machine
+    trusts Let's Encrypt) and finding the domain at the frontend's public address; a test that
+    needs it fails, naming the set-up, where Chromium is missing. Use it as a context manager."""
+    if not browser_probe.available():
+        pytest.fail("chromium, chromedriver or certutil is missing: run `make setup-lab`")
+    return Browser(ca_file=lab["ca_cert"], resolve={lab["domain"]: lab["frontend_address"]})
