@@ -158,8 +158,8 @@ def test_no_key_is_readable_but_by_root_after_the_failures(live, lab_config, ssh
     assert "<redacted>" in journal, journal[-2000:]
 
 
-def test_after_a_certificate_renewal_an_encoder_that_reconnects_plays_again(lab_config, ssh, machines, ingest,
-                                                                            client, master_url):
+def test_after_a_certificate_renewal_an_encoder_that_reconnects_plays_again(
+        lab_config, ssh, machines, ingest, client, master_url):
     """certbot's deploy hook reloads nginx after a renewal. nginx-rtmp keeps a stream's
     publisher and its players in one worker, and a plain reload leaves the backend's pull
     waiting in a worker of the old configuration while an encoder that reconnects reaches a
@@ -242,8 +242,8 @@ def test_rotating_a_key_takes_one_command_and_leaves_the_other_streams_alone(
         assert again, again.explain()
 
 
-def test_obs_studio_goes_live_with_what_a_streamer_types_into_it(lab, lab_config, ingest, client, master_url,
-                                                                  tmp_path):
+def test_obs_studio_goes_live_with_what_a_streamer_types_into_it(
+        lab, lab_config, ingest, client, master_url, tmp_path):
     """The second client: Debian's OBS Studio itself, headless, given the server and stream key
     a streamer types into Settings > Stream (the key as rotated above), trusting the lab's ACME
     root alone: the backend's ladder advances from what OBS sends."""
