@@ -133,9 +133,10 @@ class Unit:
 
 
 def unit_state(ssh, host: str, unit: str) -> Unit:
-    """A systemd unit's main process (its pid and command name) and automatic restarts."""
+    """A systemd unit's main process (its pid and command name) and automatic restarts. The
+    backend hides every process from users but root (/proc is mounted hidepid=2): sudo."""
     result = ssh(host, f"pid=$(systemctl show -P MainPID {unit}); "
-                       f"echo $pid $(cat /proc/$pid/comm 2>/dev/null || echo -) $(systemctl show -P NRestarts {unit})")
+                       f"echo $pid $(sudo -n cat /proc/$pid/comm 2>/dev/null || echo -) $(systemctl show -P NRestarts {unit})")
     assert result.returncode == 0, f"{host}: {result.stderr}"
     pid, command, restarts = result.stdout.split()
     return Unit(int(pid), command, int(restarts))
