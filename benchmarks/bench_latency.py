@@ -42,7 +42,7 @@ import time
 
 from service_lab import RESULTS, ROOT, Service, host_info, lab_arguments, service_lab
 from livestream_lab import streams as lab_streams
-from livestream_testing.lab import INGEST_STREAM, STREAM
+from livestream_testing.lab import INGEST_STREAM, STREAM, stream_key
 
 from livestream_probes.browser import Browser
 from livestream_probes.encoder import Encoder, Encoding
@@ -76,6 +76,16 @@ ARMS = {
         "fragment_seconds": 1,
         "overrides": {},
         "stream": INGEST_STREAM,
+    },
+    # the same path without the ladder: the backend sends the encoder's stream on as it is
+    # (its keyframes, a second apart, decide the fragments)
+    "ingest-copy": {
+        "description": "ingest, copy: the same path, the backend sending the encoder's stream on as it is",
+        "fragment_seconds": 1,
+        "overrides": {},
+        "stream": INGEST_STREAM,
+        "mode": "copy",
+        "keyframe_s": 1,
     },
 }
 # the ingest path's aims (issue: median under 3.5 s, p95 under 4.5 s, no stalls)
@@ -193,7 +203,8 @@ def encoder_for(service: Service, arm: dict, seconds: float) -> Encoder | None:
     if "stream" not in arm:
         return None
     [stream] = [item for item in lab_streams.encoder_streams(service.lab) if item["name"] == arm["stream"]]
-    encoding = Encoding(height=HEIGHT, fps=RATE, keyframe_s=2, video_filter=stamp_filter(WIDTH, HEIGHT, RATE))
+    encoding = Encoding(height=HEIGHT, fps=RATE, keyframe_s=arm.get("keyframe_s", 2),
+                        video_filter=stamp_filter(WIDTH, HEIGHT, RATE))
     return Encoder(f"{stream['server']}/{stream['stream_key']}", seconds=seconds, ca_file=service.summary["ca_cert"],
                    encoding=encoding)
 
@@ -204,6 +215,11 @@ def measure_arm(service: Service, name: str, arm: dict, *, page_loads: int, samp
     # the backend stamps its own test pattern; an encoder's stream is stamped by the encoder
     stamping = {} if "stream" in arm else {"backend_source_filter": stamp_filter(WIDTH, HEIGHT, RATE)}
     overrides = {**stamping, **arm["overrides"], **(extra or {})}
+    if "mode" in arm:
+        # the lab's default streams, the encoder's in the arm's mode (their keys as generated)
+        overrides["livestream_streams"] = [
+            {"name": STREAM, "source": "testsrc", "mode": "copy", "key": stream_key(service.lab, STREAM)},
+            {"name": stream, "source": "ingest", "mode": arm["mode"], "key": stream_key(service.lab, stream)}]
     started = time.monotonic()
     service.configure(**overrides)
     configured = time.monotonic() - started
@@ -236,7 +252,9 @@ def measure_arm(service: Service, name: str, arm: dict, *, page_loads: int, samp
     for load in loads:
         for detail, count in load["playerErrors"].items():
             errors[detail] = errors.get(detail, 0) + count
-    settings = {key: value for key, value in overrides.items() if key != "backend_source_filter"}
+    settings = {key: value for key, value in overrides.items() if key not in ("backend_source_filter", "livestream_streams")}
+    if "livestream_streams" in overrides:  # never the keys
+        settings["livestream_streams"] = [{"name": item["name"], "mode": item["mode"]} for item in overrides["livestream_streams"]]
     return {
         "description": arm["description"],
         "stream": stream,

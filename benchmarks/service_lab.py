@@ -52,7 +52,8 @@ class Service:
             command += ["-e", json.dumps(overrides)]
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise RuntimeError(f"configure.yml with {overrides} failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
+            # the variables' names only: livestream_streams holds keys
+            raise RuntimeError(f"configure.yml with {sorted(overrides)} failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
 
 
 def require_root() -> None:
