@@ -49,9 +49,9 @@ def encoder_streams(lab: LabConfig) -> list[dict]:
     """The streams an encoder publishes (source "ingest"), each with what a streamer types
     into OBS: the server URL and the stream key (``<name>?key=<key>``), and the key's file
     when the roles generated it. Call after site.yml: the keys exist then."""
-    streams = _template(lab, "{{ streams_shared_list }}")
-    files = _template(lab, "{{ streams_shared_key_files }}")
-    port = _template(lab, "{{ livestream_stack.ingest_port }}")
+    # one templating of the role's files and the lab's settings for all three
+    streams, files, port = _template(
+        lab, "{{ [streams_shared_list, streams_shared_key_files, livestream_stack.ingest_port] }}")
     return [
         {
             "name": stream["name"],
