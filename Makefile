@@ -108,6 +108,9 @@ MOLECULE_SCENARIOS := bastion backend frontend default
 
 molecule: setup-lab
 	$(BIN)/python -m livestream_lab --stack molecule down
+	@# molecule's own record of the instances (~/.ansible/tmp): with no destroy step it would say
+	@# "already created" for a lab the previous run took down, and converge would find no host
+	@for scenario in $(MOLECULE_SCENARIOS); do molecule reset -s "$$scenario" >/dev/null; done
 	@status=0; for scenario in $(MOLECULE_SCENARIOS); do \
 	  echo "== molecule test -s $$scenario"; molecule test -s "$$scenario" || { status=1; break; }; \
 	done; \
