@@ -123,7 +123,7 @@ build: setup
 ## the lab ---------------------------------------------------------------------------
 
 lab: setup-lab
-	$(BIN)/python -m livestream_lab up
+	$(BIN)/python -m livestream_lab up $(if $(CDN),--cdn $(CDN))
 
 lab-down: setup
 	$(BIN)/python -m livestream_lab down

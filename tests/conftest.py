@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,26 @@ def aws(moto_server, monkeypatch):
     for name, value in moto_server.environment().items():
         monkeypatch.setenv(name, value)
     return moto_server
+
+
+@pytest.fixture
+def cloudfront_deploys(aws):
+    """What CloudFront does once a distribution's configuration is on every edge, done here at
+    once for every new version (the lab's edge does it after applying it, tests/lab): without it
+    a wait for 'Deployed' would run out."""
+    stop = threading.Event()
+
+    def deploy():
+        while not stop.wait(0.2):
+            for distribution in aws.cloudfront():
+                if distribution["Status"] == "InProgress":
+                    aws.cloudfront_deployed(distribution["Id"], distribution["ETag"])
+
+    thread = threading.Thread(target=deploy, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join()
 
 
 def observer(aws, service, region=None):

@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--no-checks", action="store_true", help="skip the checks of the bare machines")
     up.add_argument("--no-configure", action="store_true",
                     help="leave the machines unconfigured (do not run site.yml)")
+    up.add_argument("--cdn", choices=["none", "cloudfront"],
+                    help="livestream_cdn: viewers through CloudFront (the lab's edge); default: what the lab had, else none")
     up.add_argument("--strict", action="store_true",
                     help="make the lab's API as strict as AWS's: new IDs unknown for 1.5 s, 15%% of calls throttled")
     commands.add_parser("down", help="remove every trace of the lab")
@@ -34,16 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return lab.status(settings)
     summary = lab.up(settings, checks=not args.no_checks, configure_service=not args.no_configure,
-                     strict_mode=strict.AS_AWS if args.strict else None)
+                     strict_mode=strict.AS_AWS if args.strict else None, cdn=args.cdn)
     print()
-    print(f"player:           {summary['player_url']}")
+    print(f"player:           {summary['player_url']}"
+          + (f" (through CloudFront: the lab's edge, {summary['edge_address']})" if summary["cdn"] != "none" else ""))
     print(f"frontend address: {summary['frontend_address']} (Elastic IP)")
     print(f"bastion address:  {summary['bastion_address']} (ssh -F {summary['ssh_config']} {summary['stack']}-bastion)")
     print(f"CA certificate:   {summary['ca_cert']}")
     print(f"inventory:        {summary['inventory']}")
     print(f"AWS environment:  . {summary['aws_env']}")
-    print(f"try: curl --resolve {summary['domain']}:443:{summary['frontend_address']} "
-          f"--cacert {summary['ca_cert']} {summary['player_url']}")
+    print(f"try: curl --cacert {summary['ca_cert']} {summary['player_url']}")
     if not args.no_configure:
         for stream in lab_streams.encoder_streams(settings):
             print()

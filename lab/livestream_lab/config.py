@@ -142,6 +142,16 @@ class LabConfig:
     def machine_veth(self, machine_index: int, interface_index: int) -> str:
         return f"ls{self.tag}m{machine_index}i{interface_index}"
 
+    @property
+    def edge_netns(self) -> str:
+        """The CDN edge's namespace (CloudFront's point of presence), on the internet."""
+        return f"ls{self.tag}-edge"
+
+    @property
+    def edge_links(self) -> tuple[str, str]:
+        """(root side, edge side) of the veth between "the internet" and the CDN edge."""
+        return f"ls{self.tag}e0", f"ls{self.tag}e1"
+
     # -- addresses -------------------------------------------------------------------
     @property
     def transit_network(self) -> ipaddress.IPv4Network:
@@ -186,6 +196,16 @@ class LabConfig:
     def router_gateway_address(self) -> ipaddress.IPv4Address:
         return self.gateway_network.network_address + 2
 
+    @property
+    def edge_network(self) -> ipaddress.IPv4Network:
+        """The link between the root namespace and the CDN edge: the transit /28's last /30."""
+        return list(self.transit_network.subnets(new_prefix=30))[3]
+
+    @property
+    def edge_link_address(self) -> ipaddress.IPv4Address:
+        """The internet's side of the edge link: the edge's way to the lab's public addresses."""
+        return self.edge_network.network_address + 1
+
     def default_public_block(self, offset: int = 0) -> ipaddress.IPv4Network:
         """The /24 of the public block this lab's API hands out, from the stack name."""
         blocks = list(PUBLIC_BLOCK.subnets(new_prefix=PUBLIC_PREFIX))[:-1]  # the last is the standalone API's
@@ -212,6 +232,22 @@ class LabConfig:
     @property
     def apt_proxy_url(self) -> str:
         return f"http://{self.internet_address}:{APT_PROXY_PORT}"
+
+
+# CloudFront's edge addresses: the last 16 addresses of the lab's public block (the lab API's
+# managed prefix list com.amazonaws.global.cloudfront.origin-facing holds them; the API never
+# hands them out as public or Elastic IPs)
+EDGE_PREFIX = 28
+
+
+def edge_block(public_block) -> ipaddress.IPv4Network:
+    """The CDN edge's addresses in ``public_block`` (the lab's /24): its top /28."""
+    return list(ipaddress.ip_network(public_block).subnets(new_prefix=EDGE_PREFIX))[-1]
+
+
+def edge_address(public_block) -> ipaddress.IPv4Address:
+    """The address the lab's one CDN edge serves viewers on and reaches origins from."""
+    return edge_block(public_block).network_address + 1
 
 
 def load(stack: str | None = None) -> LabConfig:

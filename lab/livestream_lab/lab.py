@@ -22,7 +22,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import config, image, machines, network, provision, services
+from . import config, edge, image, machines, network, provision, services, streams
 from .config import LabConfig
 from .moto import MotoServer
 from .stack import Stack, clients, describe
@@ -55,15 +55,19 @@ class State:
 
 # -- up ---------------------------------------------------------------------------------
 
-def up(lab: LabConfig, checks: bool = True, configure_service: bool = True, strict_mode: dict | None = None) -> dict:
+def up(lab: LabConfig, checks: bool = True, configure_service: bool = True, strict_mode: dict | None = None,
+       cdn: str | None = None) -> dict:
     """Bring the lab up; ``strict_mode`` (livestream_lab.strict's settings, e.g. strict.AS_AWS)
-    makes its API as strict as AWS's for this run, else it is as plain as moto."""
+    makes its API as strict as AWS's for this run, else it is as plain as moto. ``cdn``: the
+    stack's livestream_cdn ("cloudfront": viewers through the lab's edge), kept for the next
+    ``up``; None keeps what the lab had (at first "none")."""
     started = time.monotonic()
     _refuse_name_clash(lab)
     lab.state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(lab.state_dir, 0o755)
     state = State(lab)
     state["stack"] = lab.stack
+    state["cdn"] = cdn or state["cdn"] or "none"
     if not lab.ssh_key.exists():
         run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"livestream-lab-{lab.stack}", "-f", lab.ssh_key)
 
@@ -73,9 +77,13 @@ def up(lab: LabConfig, checks: bool = True, configure_service: bool = True, stri
     if strict_mode:
         log(f"the API is in strict mode: {strict_mode}")
     vpc = _free_block(state, "vpc_cidr", lab.default_vpc_cidr)
-    provision.provision(lab, vpc, moto.environment(), log=log)
+    provision.provision(lab, vpc, moto.environment(), log=log, cdn=state["cdn"])
     delegate(lab, state, moto.environment())
-    stack = describe(lab.stack, moto.environment(), delegations=state["delegations"])
+    # the API learns it too: ACM validates a certificate by DNS only through a delegated zone
+    moto.delegate(state["delegations"])
+    # the CDN's edge address: CloudFront's names and the Route 53 aliases to them resolve there
+    edge_address = config.edge_address(state["public_block"])
+    stack = describe(lab.stack, moto.environment(), delegations=state["delegations"], edge=edge_address)
     if stack.vpc_cidr != vpc:
         state["vpc_cidr"] = str(stack.vpc_cidr)
     log(f"the API reports {len(stack.subnets)} subnets and {len(stack.instances)} instances in {stack.vpc_cidr}")
@@ -87,6 +95,8 @@ def up(lab: LabConfig, checks: bool = True, configure_service: bool = True, stri
     for index, instance in enumerate(stack.instances):
         machines.prepare(lab, stack, instance)
         machines.start(lab, stack, index, instance)
+    # CloudFront: an edge on the internet, realising the API's distributions from now on
+    edge.up(lab, state["public_block"], log_to=log)
     for instance in stack.instances:
         machines.wait_booted(lab, instance)
     log("machines up: " + ", ".join(f"{i.name} {i.private_address}" + (f" (public {i.public_address})" if i.public_address else "")
@@ -101,9 +111,13 @@ def up(lab: LabConfig, checks: bool = True, configure_service: bool = True, stri
         "domain": lab.domain,
         "vpc_cidr": str(stack.vpc_cidr),
         "player_url": f"https://{lab.domain}/",
+        # "cloudfront": the domain is the distribution's (the edge's), the frontend is frontend_name
+        "cdn": state["cdn"],
         # how the internet reaches them: the frontend's Elastic IP, the bastion's public IP
         "frontend_address": str(stack.by_role("frontend").public_address),
         "bastion_address": str(stack.by_role("bastion").public_address),
+        # the CDN edge (CloudFront's point of presence), serving the distributions the API holds
+        "edge_address": str(edge_address),
         "ca_cert": str(lab.ca_cert),
         "acme_directory": lab.acme_directory,
         "acme_ca_bundle": str(lab.state_dir / "acme" / "tls-ca.pem"),
@@ -114,8 +128,10 @@ def up(lab: LabConfig, checks: bool = True, configure_service: bool = True, stri
         "ssh_config": str(lab.ssh_config),
         "ssh_key": str(lab.ssh_key),
     }
-    (lab.state_dir / "lab.json").write_text(json.dumps(summary, indent=2))
     write_group_vars(lab, vpc, summary)
+    # the name the frontend answers to, as the playbooks decide it from those settings
+    summary["frontend_name"] = streams.frontend_name(lab)
+    (lab.state_dir / "lab.json").write_text(json.dumps(summary, indent=2))
     if checks:
         check(lab, stack, summary)
     if configure_service:
@@ -242,10 +258,11 @@ def delegate(lab: LabConfig, state: "State", aws_env: dict[str, str]) -> None:
 
 
 def check(lab: LabConfig, stack: Stack, summary: dict) -> None:
-    log("checking: ssh to every machine, the domain in DNS, a certificate from pebble over HTTP-01")
+    log("checking: ssh to every machine, the frontend's name in DNS, a certificate from pebble over HTTP-01")
     playbook = Path(__file__).resolve().parents[1] / "playbooks" / "check.yml"
     extra = {
-        "lab_domain": lab.domain, "lab_frontend_address": summary["frontend_address"],
+        "lab_domain": summary["frontend_name"], "lab_viewer_domain": lab.domain,
+        "lab_frontend_address": summary["frontend_address"],
         "lab_state_dir": str(lab.state_dir), "lab_acme_directory": lab.acme_directory,
         "lab_ca_cert": str(lab.ca_cert),
     }
@@ -257,9 +274,9 @@ def check(lab: LabConfig, stack: Stack, summary: dict) -> None:
     (lab.state_dir / "check.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         raise RuntimeError(f"lab checks failed (see {lab.state_dir / 'check.log'}):\n{result.stdout[-3000:]}")
-    resolved = output("getent", "hosts", lab.domain).split()
+    resolved = output("getent", "hosts", summary["frontend_name"]).split()
     if not resolved or resolved[0] != summary["frontend_address"]:
-        raise RuntimeError(f"{lab.domain} resolves to {resolved} on this host, not to the frontend")
+        raise RuntimeError(f"{summary['frontend_name']} resolves to {resolved} on this host, not to the frontend")
     log("checks passed")
 
 
@@ -267,7 +284,7 @@ def configure_vars(lab: LabConfig, vpc: ipaddress.IPv4Network, summary: dict) ->
     """site.yml's inputs in the lab: provisioning's, plus the lab's ACME server and a
     credentials directory inside the lab (so that `down` takes the stream keys with it)."""
     return {
-        **provision.extra_vars(lab, vpc),
+        **provision.extra_vars(lab, vpc, summary["cdn"]),
         "frontend_acme_directory": lab.acme_directory,
         "frontend_acme_ca_bundle": summary["acme_ca_bundle"],
         "livestream_credentials_dir": str(lab.state_dir / "credentials"),
@@ -312,6 +329,7 @@ def down(lab: LabConfig) -> None:
     stop(lab_processes(lab_id), timeout=10)
     machines.unmount(lab)
     machines.remove_cgroups(lab)
+    edge.down(lab)
     network.down(lab)
     if state["vpc_cidr"]:
         network.remove_root_route(state["vpc_cidr"])
@@ -341,4 +359,12 @@ def status(lab: LabConfig) -> int:
     print(json.dumps(summary, indent=2))
     processes = lab_processes(str(lab.state_dir))
     print(f"{len(processes)} lab processes running")
+    cdn = edge.status(lab)
+    if cdn:
+        print(f"CDN edge (CloudFront) on {cdn['address']} in netns {cdn['netns']}: {cdn['processes']} processes, "
+              f"realiser {'running' if cdn['realiser_running'] else 'NOT running'}")
+        for ident, etag in sorted(cdn["distributions"].items()):
+            served = "enabled" if ident in cdn["enabled"] else "disabled"
+            names = " ".join(cdn["certificates"].get(ident, []))
+            print(f"  {ident} {cdn['domains'][ident]} ETag {etag} {served}" + (f", TLS for {names}" if names else ""))
     return 0

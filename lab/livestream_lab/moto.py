@@ -5,6 +5,7 @@ moto on its own gives instances public IPs in 54.214.0.0/16 (a real AWS block) a
 IPs in 127.0.0.0/8 (loopback): neither may be a lab host. ``python -m livestream_lab.moto``
 runs moto's server with its two address generators replaced by one that draws from the
 block given (in order, wrapping round), and refuses to start if moto no longer has them.
+The block's top /28 is the lab's CloudFront edge (``config.edge_block``): never handed out.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import urllib.request
 from importlib import metadata
 from pathlib import Path
 
-from . import config, strict
+from . import cdn_api, config, strict
 
 AMIS_PATH = Path(__file__).with_name("amis.json")
 REGION = "us-east-1"
@@ -130,6 +131,30 @@ class MotoServer:
         """What strict mode did since it was last set: requests, throttled, not_found, hidden, created."""
         return json.loads(self.api("POST" if settings else "GET", strict.CONTROL_PATH, settings))["counts"]
 
+    def delegate(self, delegations: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Tell the API what the domain's registrar delegates (zone -> name servers, the whole
+        set, as ``state["delegations"]``): ACM validates a certificate by DNS only through a
+        delegated zone. Returns the delegations as the API holds them."""
+        answer = self.api("POST", cdn_api.DELEGATIONS_PATH, json.dumps(delegations).encode())
+        return json.loads(answer)["delegations"]
+
+    def cloudfront(self) -> list[dict]:
+        """Every CloudFront distribution as GetDistribution answers it (``Id``, ``ARN``,
+        ``Status``, ``DomainName``, ``DistributionConfig``, ...), plus its ``ETag`` and ``Account``."""
+        return json.loads(self.api("GET", cdn_api.CLOUDFRONT_PATH))["distributions"]
+
+    def cloudfront_deployed(self, distribution_id: str, etag: str) -> dict:
+        """The lab's edge has applied version ``etag`` of a distribution: it is ``Deployed``
+        (answer ``{"Id", "ETag", "Status"}``), unless a newer version came since (then it stays
+        ``InProgress`` and the answer carries the current ``ETag`` and an ``error``)."""
+        body = json.dumps({"id": distribution_id, "etag": etag}).encode()
+        try:
+            return json.loads(self.api("POST", cdn_api.DEPLOYED_PATH, body))
+        except urllib.error.HTTPError as error:
+            if error.code == 409:
+                return json.loads(error.read())
+            raise
+
     def enforce_iam(self, enforce: bool = True) -> None:
         """Turn moto's IAM enforcement on (every call after this one must be signed by an IAM
         user's key and allowed by its policies; moto evaluates actions only, not resources or
@@ -174,8 +199,10 @@ ADDRESS_GENERATORS = (
 
 
 def lab_addresses(block: ipaddress.IPv4Network):
-    """A generator of addresses in ``block``, as moto's generators are called: no arguments."""
-    hosts = itertools.cycle(list(block.hosts()))
+    """A generator of addresses in ``block`` but its CloudFront edge, as moto's generators are
+    called: no arguments."""
+    edge = config.edge_block(block)
+    hosts = itertools.cycle([address for address in block.hosts() if address not in edge])
     return lambda: str(next(hosts))
 
 
@@ -306,11 +333,12 @@ def serve(argv: list[str] | None = None) -> None:
     sign_bodiless_requests_as_sent()
     tag_launched_interfaces()
     model_cpu_credits()
+    cdn_api.install(args.public_block)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     app = DomainDispatcherApplication(create_backend_app)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # strict mode starts off; MotoServer.strict sets it over HTTP
-    run_simple(args.host, args.port, strict.StrictAPI(app), threaded=True,
+    run_simple(args.host, args.port, strict.StrictAPI(cdn_api.Control(app)), threaded=True,
                request_handler=MotoRequestHandler)
 
 

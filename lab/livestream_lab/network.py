@@ -25,7 +25,12 @@ subnet bridges hand IPv4 frames to the root namespace's iptables (br_netfilter),
 chain per machine port holds its groups' rules, stateful like AWS's (conntrack). A frame
 between two machines of one subnet never meets the router, so filtering on the router
 alone would not do. A rule naming a group stands for its members' private addresses; a
-CIDR rule meets the source as the instance sees it, after the gateway's NAT.
+CIDR rule meets the source as the instance sees it, after the gateway's NAT; a rule naming
+a prefix list (CloudFront's origin-facing list) stands for the list's entries.
+
+The CDN edge (livestream_lab.edge) is another host of the internet, in a namespace of its
+own beside the root namespace; `apply_security_groups` lets its realiser follow a group
+changed between `up`s.
 """
 
 from __future__ import annotations
@@ -288,6 +293,12 @@ def _security_groups(lab: LabConfig, stack: Stack) -> None:
         run("iptables", "-w", "-t", "raw", "-I", "PREROUTING", "-i", bridge, *mark,
             "-j", "CT", "--zone", str(conntrack_zone(lab, index)))
         run("iptables", "-w", "-I", "FORWARD", "-i", bridge, "-o", bridge, *mark, "-j", _sg_chain(lab))
+
+
+def apply_security_groups(lab: LabConfig, stack: Stack) -> None:
+    """The API's security groups enforced again, between `up`s (the CDN edge's realiser
+    calls it when a group changed: CloudFront's prefix list in the frontend's rules)."""
+    _security_groups(lab, stack)
 
 
 def _remove_hooks(lab: LabConfig) -> None:

@@ -23,9 +23,12 @@ def address_plan(vpc: ipaddress.IPv4Network) -> dict[str, str]:
     return {"vpc": str(vpc), "public": str(subnets[1]), "private": str(subnets[2])}
 
 
-def extra_vars(lab: LabConfig, vpc: ipaddress.IPv4Network) -> dict:
+def extra_vars(lab: LabConfig, vpc: ipaddress.IPv4Network, cdn: str = "none") -> dict:
+    """The settings a user would give (``cdn``: livestream_cdn, the lab's edge standing in for
+    CloudFront)."""
     plan = address_plan(vpc)
     return {
+        "livestream_cdn": cdn,
         "livestream_stack_name": lab.stack,
         "livestream_vpc_cidr": plan["vpc"],
         "livestream_public_subnet_cidr": plan["public"],
@@ -39,10 +42,10 @@ def extra_vars(lab: LabConfig, vpc: ipaddress.IPv4Network) -> dict:
     }
 
 
-def provision(lab: LabConfig, vpc: ipaddress.IPv4Network, aws_env: dict[str, str], log=print) -> None:
-    log(f"provisioning with {PLAYBOOK.relative_to(config.REPOSITORY)}")
+def provision(lab: LabConfig, vpc: ipaddress.IPv4Network, aws_env: dict[str, str], log=print, cdn: str = "none") -> None:
+    log(f"provisioning with {PLAYBOOK.relative_to(config.REPOSITORY)}" + (f" (CDN: {cdn})" if cdn != "none" else ""))
     command = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(PLAYBOOK),
-               "-e", json.dumps(extra_vars(lab, vpc))]
+               "-e", json.dumps(extra_vars(lab, vpc, cdn))]
     with open(lab.state_dir / "provision.log", "w") as log_file:
         subprocess.run(command, check=True, cwd=lab.state_dir, env={**os.environ, **aws_env},
                        stdout=log_file, stderr=subprocess.STDOUT)

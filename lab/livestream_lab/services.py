@@ -136,12 +136,15 @@ def _tls_ca(home: Path, address: str) -> None:
 # -- DNS ------------------------------------------------------------------------------
 
 def dns(lab: LabConfig, stack: Stack) -> None:
-    """Serve the API's records: in the VPC (dnsmasq), to pebble (challtestsrv), to the host."""
+    """Serve the API's records: in the VPC (dnsmasq), to pebble (challtestsrv), to the host.
+    Called by `up` and again by the CDN edge's realiser whenever the records change."""
     home = lab.state_dir / "dns"
     home.mkdir(parents=True, exist_ok=True)
     hosts = "".join(f"{address} {name}\n" for name, addresses in sorted(stack.records.items()) for address in addresses)
     records = home / "records"
-    changed = not records.exists() or records.read_text() != hosts
+    before = records.read_text() if records.exists() else ""
+    changed = before != hosts
+    gone = {line.split()[1] for line in before.splitlines() if line.strip()} - set(stack.records)
     records.write_text(hosts)
     records.chmod(0o644)
 
@@ -163,6 +166,10 @@ def dns(lab: LabConfig, stack: Stack) -> None:
     for name, addresses in stack.records.items():
         body = json.dumps({"host": name + ".", "addresses": addresses}).encode()
         urllib.request.urlopen(urllib.request.Request(f"{management}/add-a", data=body), timeout=5).read()
+    # a record deleted (or an A record turned into an alias elsewhere) no longer resolves
+    for name in sorted(gone):
+        body = json.dumps({"host": name + "."}).encode()
+        urllib.request.urlopen(urllib.request.Request(f"{management}/clear-a", data=body), timeout=5).read()
 
     _hosts_block(lab, stack)
 

@@ -11,6 +11,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 import boto3
+import botocore.exceptions
 
 from . import strict
 
@@ -129,9 +130,29 @@ def clients(aws_env: dict[str, str]):
     return session.client("ec2", endpoint_url=endpoint), session.client("route53", endpoint_url=endpoint)
 
 
-def describe(name: str, aws_env: dict[str, str], delegations: dict[str, list[str]] | None = None) -> Stack:
+def cloudfront_client(aws_env: dict[str, str]):
+    """CloudFront (a global service, signed in us-east-1) at the lab's own seat, as ``clients``."""
+    session = boto3.session.Session(
+        aws_access_key_id=strict.LAB_ACCESS_KEY_ID, aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1")
+    return session.client("cloudfront", endpoint_url=aws_env["AWS_ENDPOINT_URL"])
+
+
+def distribution_domains(aws_env: dict[str, str]) -> list[str]:
+    """The domain names (dXXXX.cloudfront.net) of every distribution the API holds."""
+    cloudfront = cloudfront_client(aws_env)
+    names = []
+    for page in cloudfront.get_paginator("list_distributions").paginate():
+        names += [item["DomainName"].lower() for item in page.get("DistributionList", {}).get("Items", [])]
+    return names
+
+
+def describe(name: str, aws_env: dict[str, str], delegations: dict[str, list[str]] | None = None,
+             edge: ipaddress.IPv4Address | None = None) -> Stack:
     """The stack as the API holds it; ``delegations`` (zone -> the name servers its parent
-    delegates to, as a registrar holds them) says which hosted zones the public DNS serves."""
+    delegates to, as a registrar holds them) says which hosted zones the public DNS serves;
+    ``edge`` (the lab's CDN edge address) makes the distributions' names and the Route 53
+    aliases to them resolve there."""
     ec2, route53 = clients(aws_env)
     stack_filter = [{"Name": f"tag:{STACK_TAG}", "Values": [name]}]
     vpcs = ec2.describe_vpcs(Filters=stack_filter)["Vpcs"]
@@ -177,8 +198,10 @@ def describe(name: str, aws_env: dict[str, str], delegations: dict[str, list[str
             public_keys[pair["KeyName"]] = pair.get("PublicKey", "").strip()
 
     stack = Stack(name, ipaddress.ip_network(vpc["CidrBlock"]), subnets, instances, public_keys)
-    stack.records = dns_records(stack, route53, delegations or {})
-    stack.security_groups = security_groups(stack, ec2.describe_security_groups(Filters=vpc_filter)["SecurityGroups"])
+    edges = {domain: str(edge) for domain in distribution_domains(aws_env)} if edge else {}
+    stack.records = dns_records(stack, route53, delegations or {}, edges)
+    stack.security_groups = security_groups(stack, ec2.describe_security_groups(Filters=vpc_filter)["SecurityGroups"],
+                                            prefix_lists=lambda list_id: prefix_list_entries(ec2, list_id))
     return stack
 
 
@@ -189,9 +212,23 @@ def _public_address(eni: dict) -> ipaddress.IPv4Address | None:
     return ipaddress.ip_address(public) if public else None
 
 
-def security_groups(stack: Stack, raw_groups: list[dict]) -> dict[str, SecurityGroup]:
+def prefix_list_entries(ec2, list_id: str) -> list[str]:
+    """The IPv4 CIDRs of a (managed or customer) prefix list, as the API holds them; a list
+    the API does not know lets nothing in (the rule then names nobody)."""
+    entries = []
+    try:
+        for page in ec2.get_paginator("get_managed_prefix_list_entries").paginate(PrefixListId=list_id):
+            entries += [entry["Cidr"] for entry in page.get("Entries", []) if ":" not in entry["Cidr"]]
+    except botocore.exceptions.ClientError:
+        return []
+    return entries
+
+
+def security_groups(stack: Stack, raw_groups: list[dict], prefix_lists=None) -> dict[str, SecurityGroup]:
     """The VPC's security groups as the lab enforces them. An interface without a group is
-    in the VPC's default group, as in AWS. IPv6 ranges and prefix lists are left out: the
+    in the VPC's default group, as in AWS. A rule naming a prefix list
+    (``PrefixListIds``, e.g. CloudFront's origin-facing list) stands for the list's entries,
+    read from the API (``prefix_lists``: list ID -> CIDRs). IPv6 ranges are left out: the
     lab's network is IPv4 only."""
     default = next((group["GroupId"] for group in raw_groups if group.get("GroupName") == "default"), None)
     interfaces = [interface for instance in stack.instances for interface in instance.interfaces]
@@ -207,6 +244,8 @@ def security_groups(stack: Stack, raw_groups: list[dict]) -> dict[str, SecurityG
         for permission in raw:
             peers = [item["CidrIp"] for item in permission.get("IpRanges", [])]
             peers += [peer for pair in permission.get("UserIdGroupPairs", []) for peer in members(pair["GroupId"])]
+            if prefix_lists:
+                peers += [cidr for item in permission.get("PrefixListIds", []) for cidr in prefix_lists(item["PrefixListId"])]
             result.append(Permission(str(permission.get("IpProtocol", "-1")).lower(), permission.get("FromPort"),
                                      permission.get("ToPort"), peers))
         return result
@@ -232,15 +271,21 @@ def delegated_zones(route53, delegations: dict[str, list[str]]) -> list[dict]:
     return served
 
 
-def dns_records(stack: Stack, route53, delegations: dict[str, list[str]]) -> dict[str, list[str]]:
+def dns_records(stack: Stack, route53, delegations: dict[str, list[str]],
+                edges: dict[str, str] | None = None) -> dict[str, list[str]]:
     """Name -> addresses: the Route 53 A records of the delegated zones as they are (the
     domain to the frontend's Elastic IP, which the lab's gateway translates as AWS's does),
     plus each instance's private DNS name. Records that point at an address that is not the
     stack's are left out, so a lab name never leads out of the lab.
+    ``edges`` (a distribution's domain name -> the CDN edge's address) are CloudFront's own
+    names, and an alias A record to one of them (AliasTarget) resolves there too, as Route 53
+    answers an alias with its target's addresses; an alias to anything else resolves nowhere.
     """
+    edges = edges or {}
     lab_address = {str(address) for pair in stack.public_to_private().items() for address in pair}
     lab_address |= {str(interface.address) for instance in stack.instances for interface in instance.interfaces}
-    records: dict[str, list[str]] = {}
+    lab_address |= set(edges.values())
+    records: dict[str, list[str]] = {name: [address] for name, address in edges.items()}
     for zone in delegated_zones(route53, delegations):
         paginator = route53.get_paginator("list_resource_record_sets")
         for page in paginator.paginate(HostedZoneId=zone["Id"]):
@@ -248,6 +293,9 @@ def dns_records(stack: Stack, route53, delegations: dict[str, list[str]]) -> dic
                 if record["Type"] != "A":
                     continue
                 values = [item["Value"] for item in record.get("ResourceRecords", []) if item["Value"] in lab_address]
+                target = record.get("AliasTarget", {}).get("DNSName", "").rstrip(".").lower()
+                if target in edges:
+                    values.append(edges[target])
                 if values:
                     records[record["Name"].rstrip(".")] = sorted(set(values))
     for instance in stack.instances:

@@ -1,6 +1,7 @@
 """The streams a lab's service runs, as the roles see them with the lab's settings: the
 role livestream.aws.streams's defaults (the two default streams, where their keys are
-generated) and the stack's settings (playbooks/vars/livestream.yml: the RTMPS port),
+generated) and the stack's settings (playbooks/vars/livestream.yml: the RTMPS port, the
+frontend's name),
 templated by Ansible itself from the lab's group_vars, so that nothing here repeats them."""
 
 from __future__ import annotations
@@ -45,17 +46,24 @@ def key_file(lab: LabConfig, stream: str) -> Path:
     return Path(_template(lab, f"{{{{ streams_shared_key_files[{stream!r}] }}}}")).expanduser()
 
 
+def frontend_name(lab: LabConfig) -> str:
+    """The name the frontend answers to (its certificate's, its A record's): the domain, or
+    behind a CDN the origin's (playbooks/vars/livestream.yml's livestream_frontend_name)."""
+    return _template(lab, "{{ livestream_frontend_name }}")
+
+
 def encoder_streams(lab: LabConfig) -> list[dict]:
     """The streams an encoder publishes (source "ingest"), each with what a streamer types
     into OBS: the server URL and the stream key (``<name>?key=<key>``), and the key's file
     when the roles generated it. Call after site.yml: the keys exist then."""
-    # one templating of the role's files and the lab's settings for all three
-    streams, files, port = _template(
-        lab, "{{ [streams_shared_list, streams_shared_key_files, livestream_stack.ingest_port] }}")
+    # one templating of the role's files and the lab's settings for all four (the frontend's
+    # name: the domain, or behind a CDN the origin's, which encoders reach directly)
+    streams, files, port, frontend = _template(
+        lab, "{{ [streams_shared_list, streams_shared_key_files, livestream_stack.ingest_port, livestream_frontend_name] }}")
     return [
         {
             "name": stream["name"],
-            "server": f"rtmps://{lab.domain}:{port}/ingest",
+            "server": f"rtmps://{frontend}:{port}/ingest",
             "stream_key": f"{stream['name']}?key={stream['key']}",
             "key_file": str(Path(files[stream["name"]]).expanduser()) if stream["name"] in files else None,
         }

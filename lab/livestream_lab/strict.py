@@ -5,10 +5,14 @@ moto's server (``python -m livestream_lab.moto --strict ...``).
   unknown to other calls for a while after the call returns. For ``inconsistency_seconds``
   after the response of a create call, a request that names the new resource's ID fails
   as EC2 fails it (``InvalidVpcID.NotFound``, ``InvalidGroup.NotFound``, ...), and Describe
-  calls leave it out of what they list (what a tag-filtered Describe does on AWS).
+  calls leave it out of what they list (what a tag-filtered Describe does on AWS). ACM
+  answers a new certificate without its validation records (``ResourceRecord``) for as long,
+  and holds a certificate in use for as long after the distribution that used it is deleted
+  (``ResourceInUseException``), as ACM does.
 - **Throttling.** A share of the calls (``throttle_rate``) is refused as AWS refuses them
   under load: EC2 with HTTP 503 ``RequestLimitExceeded``, Route 53 with HTTP 400
-  ``Throttling`` (``PriorRequestNotComplete`` for a change to record sets).
+  ``Throttling`` (``PriorRequestNotComplete`` for a change to record sets), ACM with HTTP 400
+  ``ThrottlingException``, CloudFront with HTTP 400 ``Throttling``.
 - **Launch tokens.** A RunInstances call with a ``ClientToken`` used before gets the first
   call's answer again, with the instances' state now, a terminated instance included (AWS
   keeps tokens at least 24 hours); with other parameters, ``IdempotentParameterMismatch``.
@@ -118,7 +122,8 @@ class StrictAPI:
         with self.lock:
             self.settings = settings
             self.random = random.Random(settings.seed)
-            self.young: dict[str, float] = {}  # ID -> until when it stays unknown
+            self.young: dict[str, float] = {}  # ID (or certificate ARN) -> until when it stays unknown
+            self.held: dict[str, float] = {}  # certificate ARN -> until when ACM still sees it in use
             # ClientToken -> (parameters, first answer): kept as long as the account (AWS: 24 h at least)
             self.launches: dict[str, tuple[str, bytes]] = getattr(self, "launches", {})
             self.counts = {"requests": 0, "throttled": 0, "not_found": 0, "hidden": 0, "created": 0, "refused": 0,
@@ -132,7 +137,8 @@ class StrictAPI:
         if path == "/moto-api/reset":
             with self.lock:
                 self.launches.clear()  # a new account
-        if path.startswith("/moto-api") or f"Credential={LAB_ACCESS_KEY_ID}/" in environ.get("HTTP_AUTHORIZATION", ""):
+        if path.startswith(("/moto-api", "/livestream-lab/")) or (
+                f"Credential={LAB_ACCESS_KEY_ID}/" in environ.get("HTTP_AUTHORIZATION", "")):
             return self.app(environ, start_response)
         body = self._body(environ)
         service, action, params = self._request(environ, path, body)
@@ -160,7 +166,18 @@ class StrictAPI:
                 prefix = unknown.split("-", 1)[0]
                 return _ec2_error(start_response, "400 Bad Request", NOT_FOUND_CODES[prefix],
                                   f"The ID '{unknown}' does not exist")
+        if service == "acm" and action == "DeleteCertificate" and self._held(params.get("CertificateArn", [""])[0]):
+            return _respond(start_response, _json_error("ResourceInUseException", (
+                f"Certificate {params['CertificateArn'][0]} in account {_account(environ)} is in use.")))
+        releasing = self._certificate_of(environ, action) if service == "cloudfront" else None
         status, headers, content = self._forward(environ, body)
+        if service == "acm" and status.startswith("200"):
+            content = self._acm_consistency(action, params, content)
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            headers.append(("Content-Length", str(len(content))))
+        if releasing and status.startswith("204") and self.settings.inconsistency_seconds:
+            with self.lock:
+                self.held[releasing] = self.clock() + self.settings.inconsistency_seconds
         if service == "ec2" and status.startswith("200"):
             if action == "RunInstances" and params.get("ClientToken"):
                 with self.lock:
@@ -191,7 +208,17 @@ class StrictAPI:
 
     @staticmethod
     def _request(environ, path: str, body: bytes) -> tuple[str, str, dict[str, list[str]]]:
-        """(service, action, parameters) of a request: EC2's query protocol, or Route 53's REST one."""
+        """(service, action, parameters) of a request: EC2's query protocol, Route 53's and
+        CloudFront's REST ones, or ACM's JSON one (its top-level strings as parameters)."""
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith("CertificateManager."):
+            try:
+                document = json.loads(body or b"{}")
+            except ValueError:
+                document = {}
+            return "acm", target.split(".", 1)[1], {k: [v] for k, v in document.items() if isinstance(v, str)}
+        if path.startswith("/2020-05-31/"):
+            return "cloudfront", f"{environ.get('REQUEST_METHOD', 'GET')} {path}", {}
         if path.startswith("/2013-04-01/"):
             method = environ.get("REQUEST_METHOD", "GET")
             action = "ChangeResourceRecordSets" if path.endswith("/rrset") and method == "POST" else f"{method} {path}"
@@ -276,6 +303,49 @@ class StrictAPI:
         return _xml_answer("200 OK", _serialize(root))
 
     # -- consistency ----------------------------------------------------------------------
+    def _acm_consistency(self, action: str, params: dict[str, list[str]], content: bytes) -> bytes:
+        """A new certificate's ARN is remembered; DescribeCertificate of a young one answers
+        without its validation records, as ACM does for a few seconds after the request."""
+        if not self.settings.inconsistency_seconds:
+            return content
+        document = json.loads(content or b"{}")
+        if action == "RequestCertificate" and document.get("CertificateArn"):
+            with self.lock:  # a token's repeat keeps the first window
+                self.young.setdefault(document["CertificateArn"], self.clock() + self.settings.inconsistency_seconds)
+                self.counts["created"] += 1
+            return content
+        if action != "DescribeCertificate" or not self._is_young(params.get("CertificateArn", [""])[0]):
+            return content
+        hidden = 0
+        for option in document.get("Certificate", {}).get("DomainValidationOptions", []):
+            hidden += option.pop("ResourceRecord", None) is not None
+        with self.lock:
+            self.counts["hidden"] += hidden
+        return json.dumps(document).encode()
+
+    def _is_young(self, key: str) -> bool:
+        with self.lock:
+            return self.young.get(key, 0) > self.clock()
+
+    def _held(self, arn: str) -> bool:
+        with self.lock:
+            held = self.held.get(arn, 0) > self.clock()
+            if held:
+                self.counts["refused"] += 1
+            return held
+
+    @staticmethod
+    def _certificate_of(environ, action: str) -> str | None:
+        """The ACM certificate of the distribution a DeleteDistribution names, read before it goes."""
+        match = re.fullmatch(r"DELETE /2020-05-31/distribution/([^/]+)", action)
+        if not match:
+            return None
+        # pylint: disable-next=import-outside-toplevel
+        from moto.cloudfront.models import cloudfront_backends
+
+        distribution = cloudfront_backends[_account(environ)]["aws"].distributions.get(match.group(1))
+        return distribution.distribution_config.ViewerCertificate.acm_certificate_arn if distribution else None
+
     def _names_young_id(self, params: dict[str, list[str]]) -> str | None:
         """A young ID the request names (filters aside: a filter that matches nothing new
         just lists less, as on AWS)."""
@@ -338,12 +408,26 @@ class StrictAPI:
                     f"<Error><Type>Sender</Type><Code>{code}</Code><Message>Rate exceeded</Message></Error>"
                     f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
             return _respond(start_response, _xml_answer("400 Bad Request", body))
+        if service == "acm":
+            return _respond(start_response, _json_error("ThrottlingException", "Rate exceeded"))
+        if service == "cloudfront":
+            body = (f'<?xml version="1.0"?><ErrorResponse xmlns="http://cloudfront.amazonaws.com/doc/2020-05-31/">'
+                    f"<Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error>"
+                    f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
+            return _respond(start_response, _xml_answer("400 Bad Request", body))
         return _ec2_error(start_response, "503 Service Unavailable", "RequestLimitExceeded", "Request limit exceeded.")
 
 
 def _ec2_error_body(code: str, message: str) -> bytes:
     return (f'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{code}</Code>'
             f"<Message>{message}</Message></Error></Errors><RequestID>{uuid.uuid4()}</RequestID></Response>").encode()
+
+
+def _json_error(code: str, message: str):
+    """(status, headers, body) of an error of a JSON protocol (ACM's)."""
+    body = json.dumps({"__type": code, "message": message}).encode()
+    return "400 Bad Request", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(body))),
+                               ("x-amzn-RequestId", str(uuid.uuid4()))], body
 
 
 def _serialize(root) -> bytes:
@@ -369,16 +453,27 @@ def _ec2_error(start_response, status: str, code: str, message: str):
     return _respond(start_response, _xml_answer(status, _ec2_error_body(code, message)))
 
 
+def _scope(environ) -> tuple[str, str]:
+    """(account, region) of the caller, from its signature."""
+    from moto.iam.models import get_account_id_from  # pylint: disable=import-outside-toplevel
+
+    scope = re.search(r"Credential=([^/,]+)/[^/]+/([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+    access_key, region = scope.groups() if scope else ("", "us-east-1")
+    return get_account_id_from(access_key), region
+
+
+def _account(environ) -> str:
+    return _scope(environ)[0]
+
+
 def _ec2_backend(environ):
     """moto's EC2 backend of the caller's account and region: the layer reads it directly, so
     that its own look-ups are neither refused (IAM), recorded nor counted as calls."""
     # pylint: disable-next=import-outside-toplevel
     from moto.ec2.models import ec2_backends
-    from moto.iam.models import get_account_id_from  # pylint: disable=import-outside-toplevel
 
-    scope = re.search(r"Credential=([^/,]+)/[^/]+/([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
-    access_key, region = scope.groups() if scope else ("", "us-east-1")
-    return ec2_backends[get_account_id_from(access_key)][region]
+    account, region = _scope(environ)
+    return ec2_backends[account][region]
 
 
 def _dependency(ec2, action: str, first: dict[str, str]) -> str | None:

@@ -76,6 +76,18 @@ options:
       - The frontend's RTMPS port (the C(livestream.aws.frontend) role's C(frontend_ingest_port)).
     type: int
     default: 1936
+  cdn:
+    description:
+      - With V(cloudfront), viewers reach the frontend through a CloudFront distribution
+        (M(livestream.aws.cdn)) - HTTPS (443/tcp) reaches it only from CloudFront's origin-facing
+        addresses (the AWS-managed prefix list C(com.amazonaws.global.cloudfront.origin-facing)), in
+        the stack's fourth group, C(origin), which the frontend is in too (AWS counts that list as 55
+        of a group's 60 inbound rules). HTTP (80/tcp) stays open to all, for Let's Encrypt's HTTP-01
+        validation.
+      - With V(none), HTTPS reaches the frontend from anywhere and the C(origin) group has no rule.
+    type: str
+    choices: [none, cloudfront]
+    default: none
 """
 
     DNS = r"""

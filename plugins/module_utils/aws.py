@@ -60,11 +60,11 @@ def retry_connection_errors(call):
     return retried
 
 
-def client(module, service, **retry):
-    """A client for ``service`` whose calls made with ``aws_retry=True`` back off and retry
-    on throttling and on an ID that is not known yet (``retry`` goes to
-    AWSRetry.jittered_backoff, e.g. catch_extra_error_codes)."""
-    if not module.region:
+def client(module, service, region=None, **retry):
+    """A client for ``service`` (in ``region``, else the module's) whose calls made with
+    ``aws_retry=True`` back off and retry on throttling and on an ID that is not known yet
+    (``retry`` goes to AWSRetry.jittered_backoff, e.g. catch_extra_error_codes)."""
+    if not module.region and not region:
         module.fail_json(msg=NO_REGION)
     codes = EVENTUALLY_CONSISTENT + THROTTLED + list(retry.pop("catch_extra_error_codes", []))
     # From a quarter second up: a new ID is usually known within a second or two. botocore's
@@ -78,27 +78,36 @@ def client(module, service, **retry):
         service,
         retry_decorator=lambda call: retry_connection_errors(throttled_or_unknown(call)),
         config=botocore.config.Config(retries={"total_max_attempts": 1}),
+        **({"region": region} if region else {}),
     )
 
 
 @retry_connection_errors
-@AWSRetry.jittered_backoff()
+@AWSRetry.jittered_backoff(catch_extra_error_codes=THROTTLED)
 def paginate(client, operation, key, **params):
-    """Every page of ``operation``'s answer, its ``key`` list joined. A paginator bypasses
-    the client's retry decorator: the whole listing is retried instead."""
+    """Every page of ``operation``'s answer, its ``key`` list joined (a dotted path for a list
+    inside a structure, e.g. ``DistributionList.Items``: empty when the answer has none). A
+    paginator bypasses the client's retry decorator: the whole listing is retried instead, on
+    every service's throttling code (ACM's ThrottlingException is not among AWSRetry's own)."""
     paginator = client.get_paginator(operation)
-    return paginator.paginate(**params).build_full_result()[key]
+    result = paginator.paginate(**params).build_full_result()
+    *outer, last = key.split(".")
+    for part in outer:
+        result = result.get(part) or {}
+    return result[last] if not outer else result.get(last, [])
 
 
-def waiter(client, waiter_name, delay, max_attempts):
-    """botocore's own waiter ``waiter_name`` for the client's service, which also waits
-    through a new ID not known yet and through throttling, instead of failing at once
+def waiter(client, waiter_name, delay, max_attempts, spec=None):
+    """botocore's own waiter ``waiter_name`` for the client's service (or one of the
+    collection's, ``spec``: a waiter model botocore does not ship), which also waits through
+    a new ID not known yet and through throttling, instead of failing at once
     (``vpc_available`` fails on the InvalidVpcID.NotFound a new VPC may give)."""
-    service = client.meta.service_model
-    loader = botocore.loaders.create_loader()
-    config = loader.load_service_model(service.service_name, "waiters-2", service.api_version)
     camel = "".join(word.capitalize() for word in waiter_name.split("_"))
-    spec = dict(config["waiters"][camel], delay=delay, maxAttempts=max_attempts)
+    if spec is None:
+        service = client.meta.service_model
+        loader = botocore.loaders.create_loader()
+        spec = loader.load_service_model(service.service_name, "waiters-2", service.api_version)["waiters"][camel]
+    spec = dict(spec, delay=delay, maxAttempts=max_attempts)
     known = {(a.get("matcher"), a.get("expected")) for a in spec["acceptors"]}
     spec["acceptors"] = spec["acceptors"] + [
         {"matcher": "error", "expected": code, "state": "retry"}
@@ -108,12 +117,12 @@ def waiter(client, waiter_name, delay, max_attempts):
     return botocore.waiter.create_waiter_with_client(camel, model, client)
 
 
-def wait_for(client, waiter_name, delay=5, max_attempts=120, **params):
+def wait_for(client, waiter_name, delay=5, max_attempts=120, spec=None, **params):
     """Wait with botocore's waiter (see ``waiter``), checking at once, then after 0.25 s and
     twice as long each time up to ``delay``: a resource that is there at once costs one call,
     one there after a moment (a new ID known a second after its create call) a moment, and
     one that takes minutes is asked every ``delay`` seconds, for delay × max_attempts at most."""
-    check = waiter(client, waiter_name, 1, 1)  # one check per call: the pauses are ours
+    check = waiter(client, waiter_name, 1, 1, spec)  # one check per call: the pauses are ours
     deadline = time.monotonic() + delay * max_attempts
     pause = 0.25
     while True:

@@ -22,6 +22,7 @@ from ansible_collections.livestream.aws.plugins.module_utils.naming import LIVE_
 from ansible_collections.livestream.aws.plugins.module_utils.naming import resource_name
 from ansible_collections.livestream.aws.plugins.module_utils.naming import ROLE_TAG
 from ansible_collections.livestream.aws.plugins.module_utils.naming import ROLES
+from ansible_collections.livestream.aws.plugins.module_utils.security_groups import groups_of
 from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_filters
 from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_tags
 from ansible_collections.livestream.aws.plugins.module_utils.naming import tag_specifications
@@ -142,15 +143,15 @@ class Instances:
         if self.changes.check_mode:
             return {"InstanceType": instance_type, "ImageId": self.params["image_id"], "State": {"Name": "pending"}}
         subnet_id = self.params["subnet_ids"][place["tier"]]
-        group_id = self.params["security_group_ids"][role]
+        group_ids = groups_of(role, self.params["security_group_ids"])
         launch = dict(
-            image=self.params["image_id"], type=instance_type, subnet=subnet_id, group=group_id,
+            image=self.params["image_id"], type=instance_type, subnet=subnet_id, group=group_ids[0],
             key=self.key_name, volume=self.params["root_volume_size"],
         )
         tags = stack_tags(self.name, role=role, resource_name=what, extra={AMI_FAMILY_TAG: self.params["ami_family"]})
         replaces = None
         for _attempt in range(RELAUNCHES):
-            instance = self._run(role, instance_type, subnet_id, group_id, tags, client_token(self.name, role, launch, replaces))
+            instance = self._run(role, instance_type, subnet_id, group_ids, tags, client_token(self.name, role, launch, replaces))
             if instance.get("State", {}).get("Name") not in GONE_STATES:
                 break
             replaces = instance["InstanceId"]  # the token's first launch, terminated since
@@ -168,7 +169,7 @@ class Instances:
         for instance_id in self.launched_as_nat:
             self.ec2.modify_instance_attribute(InstanceId=instance_id, SourceDestCheck={"Value": False}, aws_retry=True)
 
-    def _run(self, role, instance_type, subnet_id, group_id, tags, token):
+    def _run(self, role, instance_type, subnet_id, group_ids, tags, token):
         place = PLACEMENT[role]
         what = resource_name(self.name, role)
         # EC2 refuses a credit option for a type that has none (InstanceCreditSpecification.NotSupported)
@@ -184,7 +185,7 @@ class Instances:
             NetworkInterfaces=[{
                 "DeviceIndex": 0,
                 "SubnetId": subnet_id,
-                "Groups": [group_id],
+                "Groups": group_ids,
                 "AssociatePublicIpAddress": place["public_address"],
                 "DeleteOnTermination": True,
             }],
@@ -225,6 +226,17 @@ class Instances:
             )
             if not self.changes.check_mode:
                 self.ec2.modify_instance_attribute(InstanceId=instance_id, SourceDestCheck={"Value": wanted_check}, aws_retry=True)
+        # the groups are the primary interface's (launched with both, or the frontend of a
+        # stack from before the origin group, which gets it here)
+        wanted_groups = groups_of(role, self.params["security_group_ids"])
+        interface = (instance.get("NetworkInterfaces") or [{}])[0]
+        groups = [group["GroupId"] for group in interface.get("Groups", [])]
+        if interface and sorted(groups) != sorted(wanted_groups) and all(wanted_groups):
+            self.changes.record(f"put {what} in the security groups {', '.join(wanted_groups)}",
+                                f"{role} security groups", groups, wanted_groups)
+            if not self.changes.check_mode:
+                self.ec2.modify_network_interface_attribute(
+                    NetworkInterfaceId=interface["NetworkInterfaceId"], Groups=wanted_groups, aws_retry=True)
         tokens = instance.get("MetadataOptions", {}).get("HttpTokens")
         if tokens != "required":
             self.changes.record(f"require IMDSv2 tokens on {what}", f"{role} http_tokens", tokens, "required")

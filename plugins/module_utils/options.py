@@ -31,6 +31,7 @@ ACCESS = dict(
     allow_ssh_from_anywhere=dict(type="bool", default=False),
     ingest_cidrs=dict(type="list", elements="str"),
     ingest_port=dict(type="int", default=1936),
+    cdn=dict(type="str", choices=["none", "cloudfront"], default="none"),
 )
 
 DNS = dict(

@@ -107,15 +107,32 @@ def find_hosted_zone(module, route53, zone_name):
     return zone["Id"].split("/")[-1] if zone else None
 
 
-def find_a_record(route53, zone_id, domain):
-    """The A record set called ``domain`` in the zone, or None."""
+def find_record(route53, zone_id, record_name, record_type="A"):
+    """The record set ``record_name`` of ``record_type`` in the zone, or None."""
+    wanted = record_name.rstrip(".").lower()
     records = route53.list_resource_record_sets(
-        HostedZoneId=zone_id, StartRecordName=domain, StartRecordType="A", MaxItems="1", aws_retry=True
+        HostedZoneId=zone_id, StartRecordName=wanted, StartRecordType=record_type, MaxItems="1", aws_retry=True
     )["ResourceRecordSets"]
     for record in records:
-        if record["Name"].rstrip(".").lower() == domain and record["Type"] == "A":
+        if record["Name"].rstrip(".").lower() == wanted and record["Type"] == record_type:
             return record
     return None
+
+
+def find_a_record(route53, zone_id, domain):
+    """The A record set called ``domain`` in the zone, or None."""
+    return find_record(route53, zone_id, domain, "A")
+
+
+def change_records(route53, zone_id, name, changes, what, wait=True):
+    """One batch of record changes (``changes``: Route 53's Changes list), applied together,
+    then (``wait``) waited for until Route 53 has them everywhere."""
+    change = route53.change_resource_record_sets(
+        HostedZoneId=zone_id, ChangeBatch={"Comment": f"livestream stack {name}: {what}", "Changes": changes},
+        aws_retry=True,
+    )["ChangeInfo"]
+    if wait and change.get("Status") != "INSYNC":
+        wait_for(route53, "resource_record_sets_changed", delay=10, Id=change["Id"])
 
 
 def ensure_dns_record(route53, changes, name, *, domain, zone_name, address, create_hosted_zone=False, ttl=300, wait=True):
@@ -157,25 +174,25 @@ def ensure_dns_record(route53, changes, name, *, domain, zone_name, address, cre
         if current != [address] or (record or {}).get("TTL") != ttl:
             changes.record(f"point {domain} at {address or 'the frontend address'}", f"{domain} A", current, [address])
             if not changes.check_mode:
-                change = route53.change_resource_record_sets(
-                    HostedZoneId=zone_id,
-                    ChangeBatch={
-                        "Comment": f"livestream stack {name}: the frontend",
-                        "Changes": [{
-                            "Action": "UPSERT",
-                            "ResourceRecordSet": {
-                                "Name": domain,
-                                "Type": "A",
-                                "TTL": ttl,
-                                "ResourceRecords": [{"Value": address}],
-                            },
-                        }],
-                    },
-                    aws_retry=True,
-                )["ChangeInfo"]
-                if wait and change.get("Status") != "INSYNC":
-                    wait_for(route53, "resource_record_sets_changed", delay=10, Id=change["Id"])
+                change_records(route53, zone_id, name, [{
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {"Name": domain, "Type": "A", "TTL": ttl, "ResourceRecords": [{"Value": address}]},
+                }], "the frontend", wait=wait)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, botocore.exceptions.WaiterError) as e:
         module.fail_json_aws(e, msg=f"Failed to publish {domain} of stack {name!r}: {step}")
 
     return zone_id, servers
+
+
+def remove_a_record(route53, changes, name, *, zone_id, domain, address):
+    """Delete the A record ``domain`` if it points at ``address`` alone (the stack's), else leave it."""
+    record = find_a_record(route53, zone_id, domain) if zone_id and address else None
+    if not record or [value["Value"] for value in record.get("ResourceRecords", [])] != [address]:
+        return
+    changes.record(f"delete A record {domain} (it pointed at {address})", f"{domain} A", [address], "absent")
+    if changes.check_mode:
+        return
+    try:
+        change_records(route53, zone_id, name, [{"Action": "DELETE", "ResourceRecordSet": record}], "a name no longer used")
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, botocore.exceptions.WaiterError) as e:
+        changes.module.fail_json_aws(e, msg=f"Failed to delete the A record {domain} of stack {name!r}")

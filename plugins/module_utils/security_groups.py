@@ -2,7 +2,8 @@
 # Copyright: livestream.aws contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""A stack's three least-privilege security groups, their ingress rules reconciled. Used by
+"""A stack's least-privilege security groups (one per role, and the frontend's "origin"), their
+ingress rules reconciled. Used by
 livestream.aws.security_groups and livestream.aws.stack_provision; the rules that name other
 groups, also by livestream.aws.stack_teardown."""
 
@@ -14,6 +15,7 @@ except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible_collections.livestream.aws.plugins.module_utils.aws import only_one
+from ansible_collections.livestream.aws.plugins.module_utils.cdn import ORIGIN_FACING_PREFIX_LIST
 from ansible_collections.livestream.aws.plugins.module_utils.naming import resource_name
 from ansible_collections.livestream.aws.plugins.module_utils.naming import ROLES
 from ansible_collections.livestream.aws.plugins.module_utils.naming import stack_filters
@@ -23,23 +25,48 @@ from ansible_collections.livestream.aws.plugins.module_utils.naming import tags_
 from ansible_collections.livestream.aws.plugins.module_utils.validation import ingest_cidrs
 
 ANYWHERE = "0.0.0.0/0"
+# The groups of a stack: one per role, and the frontend's second, "origin": HTTPS from the
+# CDN's edges when there is a CDN (empty otherwise). Apart because AWS counts a rule naming a
+# prefix list as the list's size (CloudFront's origin-facing list: 55) toward a group's 60
+# inbound rules: in the frontend's own group it would leave room for two ingest CIDRs.
+GROUPS = ROLES + ("origin",)
 DESCRIPTIONS = {
     "bastion": "SSH jump host and NAT instance",
     "frontend": "nginx-rtmp HLS frontend",
     "backend": "ffmpeg backend",
+    "origin": "HTTPS from the CDN to the frontend",
 }
 
 
-def wanted_rules(access, private_subnet_cidr, group_ids):
-    """Ingress rules by role: (protocol, from port, to port, source kind, source, why).
-    ``access``: the ACCESS options (admin_cidrs, ingest_cidrs, ingest_port)."""
+def origin_facing_prefix_list(ec2):
+    """The ID of the AWS-managed prefix list of the addresses CloudFront reaches origins from."""
+    found = ec2.describe_managed_prefix_lists(
+        Filters=[{"Name": "prefix-list-name", "Values": [ORIGIN_FACING_PREFIX_LIST]}], aws_retry=True
+    )["PrefixLists"]
+    if not found:
+        raise LookupError(f"the region has no managed prefix list {ORIGIN_FACING_PREFIX_LIST}")
+    return found[0]["PrefixListId"]
+
+
+def groups_of(role, group_ids):
+    """The IDs of the groups an instance of ``role`` is in (the frontend: its own and origin)."""
+    return [group_ids[role]] + ([group_ids["origin"]] if role == "frontend" and group_ids.get("origin") else [])
+
+
+def wanted_rules(access, private_subnet_cidr, group_ids, cdn_prefix_list=None):
+    """Ingress rules by group: (protocol, from port, to port, source kind, source, why).
+    ``access``: the ACCESS options (admin_cidrs, ingest_cidrs, ingest_port). With a CDN
+    (``cdn_prefix_list``: the ID of its origin-facing prefix list), HTTPS reaches the frontend
+    from the CDN alone; HTTP stays open to all, for Let's Encrypt's HTTP-01 validation."""
     admin_cidrs, port = access["admin_cidrs"], access["ingest_port"]
+    https = [] if cdn_prefix_list else [("tcp", 443, 443, "cidr", ANYWHERE, "HTTPS for viewers")]
     rules = {
         "bastion": [("tcp", 22, 22, "cidr", cidr, "SSH from an admin network") for cidr in admin_cidrs]
         + [("-1", None, None, "cidr", private_subnet_cidr, "NAT for the private subnet")],
+        "origin": [("tcp", 443, 443, "prefix", cdn_prefix_list, "HTTPS from the CDN")] if cdn_prefix_list else [],
         "frontend": [
             ("tcp", 80, 80, "cidr", ANYWHERE, "HTTP for viewers and ACME"),
-            ("tcp", 443, 443, "cidr", ANYWHERE, "HTTPS for viewers"),
+        ] + https + [
             ("tcp", 1935, 1935, "group", group_ids["backend"], "RTMP from the backend"),
         ] + [
             ("tcp", port, port, "cidr", cidr, "RTMPS from encoders") for cidr in ingest_cidrs(access)
@@ -120,7 +147,7 @@ class SecurityGroups:
         self.name = name
         self.private_subnet_cidr = private_subnet_cidr
         self.access = access
-        self.names = {role: resource_name(name, role) for role in ROLES}
+        self.names = {group: resource_name(name, group) for group in GROUPS}
         self.vpc_id = None
         self.groups = {}
 
@@ -131,7 +158,7 @@ class SecurityGroups:
             found = []
             if vpc_id:
                 found = ec2.describe_security_groups(Filters=stack_filters(name, {"vpc-id": vpc_id}), aws_retry=True)["SecurityGroups"]
-            for role in ROLES:
+            for role in GROUPS:
                 mine = only_one(module, [g for g in found if tags_of(g).get("Name") == self.names[role]], "GroupId",
                                 f"security groups named {self.names[role]!r} in stack {name!r}")
                 if mine is not None:
@@ -147,7 +174,8 @@ class SecurityGroups:
                         Description=f"livestream {name} {role}: {DESCRIPTIONS[role]}",
                         VpcId=vpc_id,
                         TagSpecifications=tag_specifications(
-                            "security-group", stack_tags(name, role=role, resource_name=self.names[role])
+                            "security-group", stack_tags(name, role=role if role in ROLES else None,
+                                                         resource_name=self.names[role])
                         ),
                         aws_retry=True,
                     )["GroupId"],
@@ -163,7 +191,8 @@ class SecurityGroups:
         group_ids = {role: group["GroupId"] for role, group in groups.items()}
         names_by_id = {group_id: self.names[role] for role, group_id in group_ids.items() if group_id}
         try:
-            for role, rules in wanted_rules(self.access, self.private_subnet_cidr, group_ids).items():
+            prefix_list = origin_facing_prefix_list(ec2) if self.access.get("cdn", "none") != "none" else None
+            for role, rules in wanted_rules(self.access, self.private_subnet_cidr, group_ids, prefix_list).items():
                 current = current_rules(groups[role])
                 missing, extra = rule_changes(rules, current)
                 if not missing and not extra:
@@ -187,13 +216,15 @@ class SecurityGroups:
                     ec2.authorize_security_group_ingress(
                         GroupId=group_ids[role], IpPermissions=[to_permission(r, rules[r]) for r in missing], aws_retry=True
                     )
+        except LookupError as e:
+            self.module.fail_json(msg=f"Failed to let the CDN reach the frontend of stack {self.name!r}: {e}")
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
             self.module.fail_json_aws(e, msg=f"Failed to make the security groups of stack {self.name!r} in {self.vpc_id}")
         return group_ids
 
 
 def ensure_security_groups(ec2, changes, name, *, vpc_id, private_subnet_cidr, access):
-    """Make the three groups and their rules what they should be; return their IDs by role
+    """Make the stack's groups and their rules what they should be; return their IDs by group
     (null in check mode for a group that would be created). ``access``: the ACCESS options."""
     groups = SecurityGroups(ec2, changes, name, private_subnet_cidr=private_subnet_cidr, access=access)
     groups.make(vpc_id)

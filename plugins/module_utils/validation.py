@@ -135,6 +135,39 @@ def domain_errors(domain, hosted_zone):
     return errors
 
 
+# CloudFront's values: a region name; a header value of printable ASCII without spaces here
+REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
+ORIGIN_SECRET = re.compile(r"^[A-Za-z0-9._+/=-]{32,256}$")
+CDN_KINDS = ("none", "cloudfront")
+
+
+def cdn_errors(params):
+    """The CDN's settings: a known kind; with CloudFront, a secret for the origin header long
+    and plain enough (never shown in the message), a region for Origin Shield, whole-second
+    fragments and a wait that is a duration."""
+    errors = []
+    kind = params.get("cdn", "cloudfront")
+    if kind not in CDN_KINDS:
+        errors.append(f"CDN {kind!r} (livestream_cdn) is not one of {', '.join(CDN_KINDS)}")
+        return errors
+    if kind == "none" or params.get("state", "present") == "absent":
+        return errors
+    if not ORIGIN_SECRET.match(str(params.get("origin_secret") or "")):
+        errors.append("the origin secret (origin_secret, livestream_cdn_origin_secret) must be 32 to 256 letters, "
+                      "digits or ._+/=- (CloudFront sends it as a header value, the frontend compares it)")
+    region = params.get("origin_shield_region") or ""
+    if region and not REGION_NAME.match(region):
+        errors.append(f"Origin Shield region {region!r} (origin_shield_region, livestream_cdn_origin_shield_region) "
+                      "is not a region name such as eu-west-1")
+    if int(params.get("fragment_seconds") or 0) < 1:
+        errors.append(f"fragment length {params.get('fragment_seconds')!r} (fragment_seconds, "
+                      "livestream_hls_fragment_seconds) must be a whole number of seconds, 1 or more")
+    if int(params.get("wait_timeout") or 0) < 0:
+        errors.append(f"wait timeout {params.get('wait_timeout')!r} (wait_timeout, livestream_cdn_wait_seconds) "
+                      "is negative")
+    return errors
+
+
 def normalize_dns_name(value):
     """Lower case, no trailing dot: how names are compared."""
     return str(value or "").strip().rstrip(".").lower()

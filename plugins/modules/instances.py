@@ -77,6 +77,11 @@ options:
       backend:
         description: The backend's group.
         type: str
+      origin:
+        description:
+          - The frontend's second group (HTTPS from the CDN), which the frontend is put in too.
+          - Leave it out for a frontend in its own group alone.
+        type: str
 author:
   - livestream.aws maintainers (@livestream-aws)
 extends_documentation_fragment:
@@ -152,7 +157,7 @@ from ansible_collections.livestream.aws.plugins.module_utils.aws import client
 from ansible_collections.livestream.aws.plugins.module_utils.changes import Changes
 from ansible_collections.livestream.aws.plugins.module_utils.images import AMI_FAMILIES
 from ansible_collections.livestream.aws.plugins.module_utils.instances import ensure_instances
-from ansible_collections.livestream.aws.plugins.module_utils.naming import ROLES
+from ansible_collections.livestream.aws.plugins.module_utils.security_groups import GROUPS
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import ssh_public_key_errors
 from ansible_collections.livestream.aws.plugins.module_utils.validation import stack_errors
@@ -169,7 +174,7 @@ def main():
             ami_family=dict(type="str", choices=list(AMI_FAMILIES), default="debian12"),
             subnet_ids=dict(type="dict", required=True, options=dict(public=dict(type="str"), private=dict(type="str"))),
             security_group_ids=dict(
-                type="dict", required=True, options={role: dict(type="str") for role in ROLES}
+                type="dict", required=True, options={group: dict(type="str") for group in GROUPS}
             ),
         ),
         supports_check_mode=True,
@@ -179,7 +184,7 @@ def main():
     errors = stack_errors(name) + ssh_public_key_errors(params["ssh_public_key"])
     if not module.check_mode:
         missing = [f"subnet_ids.{k}" for k, v in params["subnet_ids"].items() if not v]
-        missing += [f"security_group_ids.{k}" for k, v in params["security_group_ids"].items() if not v]
+        missing += [f"security_group_ids.{k}" for k, v in params["security_group_ids"].items() if not v and k != "origin"]
         if missing:
             errors.append(f"{', '.join(missing)} required (they may only be left out in check mode)")
     fail_on_errors(module, errors)

@@ -7,19 +7,21 @@ DOCUMENTATION = r"""
 ---
 module: security_groups
 version_added: 0.1.0
-short_description: The three least-privilege security groups of a livestream stack
+short_description: The least-privilege security groups of a livestream stack
 description:
-  - Makes sure a stack has one security group per role, each letting in exactly what is
-    listed below and nothing else (rules found that are not listed are revoked).
+  - Makes sure a stack has one security group per role and the frontend's second group,
+    C(origin), each letting in exactly what is listed below and nothing else (rules found that
+    are not listed are revoked).
   - C(bastion) - SSH (22/tcp) from O(admin_cidrs); all traffic from the private subnet,
     because the bastion is its NAT instance.
-  - C(frontend) - HTTP and HTTPS (80, 443/tcp) from anywhere; RTMP (1935/tcp) from the
-    C(backend) group; RTMPS (O(ingest_port), 1936/tcp by default) from O(ingest_cidrs); SSH
-    from the C(bastion) group.
+  - C(frontend) - HTTP (80/tcp) from anywhere, HTTPS (443/tcp) from anywhere unless O(cdn) says
+    otherwise; RTMP (1935/tcp) from the C(backend) group; RTMPS (O(ingest_port), 1936/tcp by
+    default) from O(ingest_cidrs); SSH from the C(bastion) group.
+  - C(origin) - HTTPS from CloudFront with O(cdn=cloudfront), nothing otherwise.
   - C(backend) - SSH from the C(bastion) group.
   - Outbound rules are left as AWS makes them (all traffic allowed).
-  - Groups are tagged C(Stack=<name>), C(Role=<role>) and C(Name=<name>-<role>) when they are
-    created and found again by those tags, all three with one call.
+  - Groups are tagged C(Stack=<name>), C(Role=<role>) (not C(origin)) and C(Name=<name>-<group>) when
+    they are created and found again by those tags, all with one call.
   - Use M(livestream.aws.stack_teardown) to remove them.
 options:
   vpc_id:
@@ -68,10 +70,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 groups:
-  description: The security group IDs by role (null in check mode for a group not created yet).
+  description: The security group IDs by role, and C(origin) (null in check mode for a group not created yet).
   returned: success
   type: dict
-  sample: {"bastion": "sg-0123", "frontend": "sg-4567", "backend": "sg-89ab"}
+  sample: {"bastion": "sg-0123", "frontend": "sg-4567", "backend": "sg-89ab", "origin": "sg-cdef"}
 actions:
   description: What was changed (in check mode, what would be), one line each.
   returned: always

@@ -111,13 +111,14 @@ frontend_address:
   sample: {"public_ip": "198.51.100.7", "allocation_id": "eipalloc-0123"}
 dns:
   description:
-    - The published name (C(fqdn)) and its hosted zone (C(hosted_zone_id)).
+    - The viewers' name (C(fqdn)), the A record that points at the frontend (C(record) - C(fqdn) itself,
+      or C(origin.<fqdn>) with O(cdn=cloudfront)) and its hosted zone (C(hosted_zone_id)).
     - When this run made the hosted zone (O(create_hosted_zone)), also its name servers
       (C(name_servers)), which its parent zone (the domain's registrar) must delegate to;
       otherwise an empty list.
   returned: success
   type: dict
-  sample: {"fqdn": "live.example.com", "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
+  sample: {"fqdn": "live.example.com", "record": "live.example.com", "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
            "name_servers": ["ns-1234.awsdns-26.org", "ns-567.awsdns-06.net"]}
 actions:
   description: What was changed (in check mode, what would be), one line each, in order.
@@ -131,6 +132,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.aws import client
+from ansible_collections.livestream.aws.plugins.module_utils.cdn import origin_name
 from ansible_collections.livestream.aws.plugins.module_utils.changes import Changes
 from ansible_collections.livestream.aws.plugins.module_utils.instances import ensure_instances
 from ansible_collections.livestream.aws.plugins.module_utils.network import ensure_nat_route
@@ -141,6 +143,7 @@ from ansible_collections.livestream.aws.plugins.module_utils.publishing import e
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_frontend_address
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ensure_record_tags
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import frontend_address
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import remove_a_record
 from ansible_collections.livestream.aws.plugins.module_utils.security_groups import SecurityGroups
 from ansible_collections.livestream.aws.plugins.module_utils.validation import normalize_dns_name
 
@@ -190,11 +193,17 @@ def main():
     public_ip, allocation_id = address["PublicIp"], address["AllocationId"]
     domain = normalize_dns_name(params["domain"])
     zone_name = normalize_dns_name(params["hosted_zone"])
+    # behind a CDN the frontend has a name of its own, the origin's; the viewers' name becomes
+    # the distribution's alias (livestream.aws.cdn), replacing the record to the address
+    record = origin_name(domain) if params["cdn"] != "none" else domain
     zone_id, servers = ensure_dns_record(
-        route53, changes, name, domain=domain, zone_name=zone_name, address=public_ip,
+        route53, changes, name, domain=record, zone_name=zone_name, address=public_ip,
         create_hosted_zone=params["create_hosted_zone"], ttl=params["ttl"],
     )
-    ensure_record_tags(ec2, changes, name, public_ip=public_ip, domain=domain, zone_name=zone_name, address=address)
+    if params["cdn"] == "none":
+        # the origin's name from a CDN there was, once the viewers' name points here again
+        remove_a_record(route53, changes, name, zone_id=zone_id, domain=origin_name(domain), address=public_ip)
+    ensure_record_tags(ec2, changes, name, public_ip=public_ip, domain=record, zone_name=zone_name, address=address)
 
     changes.exit_json(
         region=module.region,
@@ -203,7 +212,7 @@ def main():
         key_name=key_name,
         instances=instances,
         frontend_address={"public_ip": public_ip, "allocation_id": allocation_id},
-        dns={"fqdn": domain, "hosted_zone_id": zone_id, "name_servers": servers},
+        dns={"fqdn": domain, "record": record, "hosted_zone_id": zone_id, "name_servers": servers},
         **network,
     )
 

@@ -15,6 +15,7 @@ from livestream_testing import ROOT
 
 PROVISION = ROOT / "playbooks" / "provision.yml"
 TEARDOWN = ROOT / "playbooks" / "teardown.yml"
+CDN = ROOT / "playbooks" / "cdn.yml"
 # the same stack from the concept modules, one task each
 COMPOSED = ROOT / "tests" / "api" / "playbooks" / "composed-provision.yml"
 # the task of each that launches the instances
@@ -69,7 +70,7 @@ def census(ec2, name):
 # exactly one of each, per stack
 COMPLETE = {
     "vpc": 1, "subnet": 2, "internet_gateway": 1, "route_table": 2,
-    "security_group": 3, "instance": 3, "elastic_ip": 1, "key_pair": 1,
+    "security_group": 4, "instance": 3, "elastic_ip": 1, "key_pair": 1,
 }
 
 

@@ -19,7 +19,8 @@ import pytest
 
 from conftest import observer
 from livestream_testing import ROOT
-from provisioning import COMPLETE, PROVISION, TEARDOWN, Inventory, census, counts, stack_vars
+from provisioning import (CDN, COMPLETE, LAUNCHING_TASK, PROVISION, TEARDOWN, ZONE, Inventory, census, counts,
+                          stack_vars)
 
 POLICY = json.loads((ROOT / "docs" / "iam" / "livestream-deployer.json").read_text())
 
@@ -35,11 +36,27 @@ ROUTE53_ACTIONS = (
     ("POST", r"/2013-04-01/tags/hostedzone/[^/]+", "route53:ChangeTagsForResource"),
     ("GET", r"/2013-04-01/change/[^/]+", "route53:GetChange"),
 )
+# CloudFront's REST calls, likewise (the query string told apart where the path is the same)
+CLOUDFRONT_ACTIONS = (
+    ("GET", r"/2020-05-31/distribution", "", "cloudfront:ListDistributions"),
+    ("POST", r"/2020-05-31/distribution", "WithTags", "cloudfront:CreateDistributionWithTags"),
+    ("GET", r"/2020-05-31/distribution/[^/]+", "", "cloudfront:GetDistribution"),
+    ("GET", r"/2020-05-31/distribution/[^/]+/config", "", "cloudfront:GetDistributionConfig"),
+    ("PUT", r"/2020-05-31/distribution/[^/]+/config", "", "cloudfront:UpdateDistribution"),
+    ("DELETE", r"/2020-05-31/distribution/[^/]+", "", "cloudfront:DeleteDistribution"),
+    ("GET", r"/2020-05-31/tagging", "Resource", "cloudfront:ListTagsForResource"),
+)
 # in the policy for paths this run does not take: a zone given by the user (no change to wait
 # for in moto, which applies changes at once), an instance found stopped, a NAT route to replace,
-# an instance whose metadata options drifted
+# an instance whose metadata options or groups drifted
 OTHER_PATHS = {"ec2:DescribeAvailabilityZones", "ec2:StartInstances", "ec2:ReplaceRoute",
-               "ec2:ModifyInstanceMetadataOptions", "route53:GetChange"}
+               "ec2:ModifyInstanceMetadataOptions", "route53:GetChange",
+               # a frontend from before the origin group is put in it
+               "ec2:ModifyNetworkInterfaceAttribute",
+               # what AWS (not moto) also asks of a create call that tags: RequestCertificate with
+               # Tags is AddTagsToCertificate too, CreateDistributionWithTags is CreateDistribution
+               # and TagResource (the Service Authorization Reference)
+               "acm:AddTagsToCertificate", "cloudfront:CreateDistribution", "cloudfront:TagResource"}
 # what each create call makes, by TagSpecification resource type
 MAKES = {
     "CreateVpc": {"vpc"}, "CreateSubnet": {"subnet"}, "CreateInternetGateway": {"internet-gateway"},
@@ -104,9 +121,17 @@ def _calls(recording, access_key_id):
         if params:
             yield "ec2:" + params.pop("Action")[0], {k: v[0] for k, v in params.items()}
             continue
-        path = urllib.parse.urlparse(entry["url"]).path
+        target = entry["headers"].get("X-Amz-Target", "")
+        if target.startswith("CertificateManager."):
+            yield "acm:" + target.split(".", 1)[1], {}
+            continue
+        url = urllib.parse.urlparse(entry["url"])
+        path = url.path
         action = next((a for method, pattern, a in ROUTE53_ACTIONS
                        if method == entry["method"] and re.fullmatch(pattern, path)), None)
+        action = action or next((a for method, pattern, query, a in CLOUDFRONT_ACTIONS
+                                 if method == entry["method"] and re.fullmatch(pattern, path)
+                                 and query == url.query.split("=")[0]), None)
         assert action, f"a call the test cannot name: {entry['method']} {path}"
         yield action, {}
 
@@ -118,8 +143,10 @@ def _tagged_on_create(params):
             if "Stack" in {v for k, v in params.items() if k.startswith(key.rsplit(".", 1)[0] + ".Tag.") and k.endswith(".Key")}}
 
 
-def test_the_deployer_policy_is_enough_and_every_action_in_it_is_needed(aws, deployer, ansible, tmp_path):
-    stack = stack_vars(tmp_path)
+def test_the_deployer_policy_is_enough_and_every_action_in_it_is_needed(
+        aws, deployer, ansible, tmp_path, cloudfront_deploys):
+    # with the CDN: its security group rule, certificate and distribution are made and removed too
+    stack = stack_vars(tmp_path, livestream_cdn="cloudfront")
     deployer(as_moto_evaluates(POLICY))
     admin_ec2 = deployer.admin("ec2")
     aws.start_recording()
@@ -132,6 +159,11 @@ def test_the_deployer_policy_is_enough_and_every_action_in_it_is_needed(aws, dep
     # the other CPU credit option: the running instances changed in place
     changed = ansible.playbook(PROVISION, extra_vars={**stack, "livestream_cpu_credits": "standard"})
     assert changed.returncode == 0 and changed.changed() == 1, changed.stdout[-3000:]
+    # the zone delegated, as its registrar would: ACM validates the CDN's certificate through it
+    zone_id = created.task(LAUNCHING_TASK[PROVISION])["dns"]["hosted_zone_id"]
+    aws.delegate({ZONE: deployer.admin("route53").get_hosted_zone(Id=zone_id)["DelegationSet"]["NameServers"]})
+    cdn = ansible.playbook(CDN, extra_vars=stack)
+    assert cdn.returncode == 0 and cdn.changed() == 1, cdn.stdout[-3000:]
     tagged = {t["ResourceId"] for t in admin_ec2.describe_tags(Filters=[{"Name": "key", "Values": ["Stack"]}])["Tags"]}
     removed = ansible.playbook(TEARDOWN, extra_vars=stack)
     assert removed.returncode == 0, removed.stdout[-3000:]

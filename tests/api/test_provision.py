@@ -57,7 +57,8 @@ def test_builds_the_whole_stack(ec2, aws, ansible, tmp_path, playbook):
     assert [a["SubnetId"] for a in tables["live-public"]["Associations"]] == [public["SubnetId"]]
     assert [a["SubnetId"] for a in tables["live-private"]["Associations"]] == [private["SubnetId"]]
 
-    groups = {tags(g)["Role"]: g for g in ec2.describe_security_groups(Filters=[{"Name": "tag:Stack", "Values": ["live"]}])["SecurityGroups"]}
+    groups = {tags(g)["Name"].removeprefix("live-"): g
+              for g in ec2.describe_security_groups(Filters=[{"Name": "tag:Stack", "Values": ["live"]}])["SecurityGroups"]}
     ids = {role: g["GroupId"] for role, g in groups.items()}
     assert rules(groups["bastion"]) == {("tcp", 22, ADMIN_CIDR), ("-1", None, "10.0.2.0/24")}
     assert rules(groups["frontend"]) == {
@@ -66,6 +67,8 @@ def test_builds_the_whole_stack(ec2, aws, ansible, tmp_path, playbook):
         ("tcp", 1936, ADMIN_CIDR),
     }
     assert rules(groups["backend"]) == {("tcp", 22, ids["bastion"])}
+    # the frontend's second group: HTTPS from a CDN, none here
+    assert rules(groups["origin"]) == set() and "Role" not in tags(groups["origin"])
 
     for role, instance in instances.items():
         assert tags(instance) == {
@@ -74,7 +77,8 @@ def test_builds_the_whole_stack(ec2, aws, ansible, tmp_path, playbook):
         assert instance["ImageId"] == "ami-0deb12a0000000002", "the newest Debian 12 amd64 image of Debian's account"
         assert instance["MetadataOptions"]["HttpTokens"] == "required"
         assert instance["KeyName"] == "live-key"
-        assert [g["GroupId"] for g in instance["NetworkInterfaces"][0]["Groups"]] == [ids[role]]
+        assert [g["GroupId"] for g in instance["NetworkInterfaces"][0]["Groups"]] == (
+            [ids[role], ids["origin"]] if role == "frontend" else [ids[role]])
         root = ec2.describe_volumes(VolumeIds=[instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]])["Volumes"][0]
         assert (root["VolumeType"], root["Encrypted"]) == ("gp3", True)
     assert instances["bastion"]["SourceDestCheck"] is False

@@ -12,7 +12,7 @@ from provisioning import COMPLETE, PROVISION, TEARDOWN, ZONE, a_records, census,
 # other go first: AWS refuses to delete a group another group's rule names)
 EVERYTHING = {
     "dns_record": 1, "hosted_zone": 1, "elastic_ip": 1, "instance": 3, "route_table": 2,
-    "security_group_rules": 2, "security_group": 3, "internet_gateway": 1, "subnet": 2, "vpc": 1, "key_pair": 1,
+    "security_group_rules": 2, "security_group": 4, "internet_gateway": 1, "subnet": 2, "vpc": 1, "key_pair": 1,
 }
 
 

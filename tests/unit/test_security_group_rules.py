@@ -4,7 +4,7 @@ a group has, and what brings one to the other."""
 from __future__ import annotations
 
 from ansible_collections.livestream.aws.plugins.module_utils.security_groups import (
-    current_rules, describe_rule, group_references, rule_changes, to_permission, wanted_rules)
+    current_rules, describe_rule, group_references, groups_of, rule_changes, to_permission, wanted_rules)
 
 GROUPS = {"bastion": "sg-b", "frontend": "sg-f", "backend": "sg-k"}
 PRIVATE = "10.0.2.0/24"
@@ -117,3 +117,22 @@ def test_a_rule_in_words_names_the_group_it_lets_in():
     assert describe_rule(("tcp", 22, 22, "group", "sg-b"), names) == "tcp 22 from live-bastion"
     assert describe_rule(("tcp", 22, 22, "group", None), names) == "tcp 22 from a group to be created"
     assert describe_rule(("-1", None, None, "cidr", PRIVATE), names) == f"all traffic from {PRIVATE}"
+
+
+def test_behind_a_cdn_https_comes_from_its_prefix_list_alone_in_a_group_of_its_own():
+    access = {"admin_cidrs": ["203.0.113.7/32"], "ingest_cidrs": None, "ingest_port": 1936}
+    plain = wanted_rules(access, PRIVATE, {**GROUPS, "origin": "sg-o"})
+    assert plain["origin"] == {} and ("tcp", 443, 443, "cidr", "0.0.0.0/0") in plain["frontend"]
+    behind = wanted_rules(access, PRIVATE, {**GROUPS, "origin": "sg-o"}, cdn_prefix_list="pl-cf")
+    assert behind["origin"] == {("tcp", 443, 443, "prefix", "pl-cf"): "HTTPS from the CDN"}
+    # the frontend's own group: no HTTPS from anywhere; HTTP stays, for Let's Encrypt
+    assert not [rule for rule in behind["frontend"] if rule[1] == 443]
+    assert ("tcp", 80, 80, "cidr", "0.0.0.0/0") in behind["frontend"]
+
+
+def test_the_frontend_is_in_its_group_and_the_origin_group_the_others_in_theirs():
+    ids = {**GROUPS, "origin": "sg-o"}
+    assert groups_of("frontend", ids) == ["sg-f", "sg-o"]
+    assert groups_of("backend", ids) == ["sg-k"]
+    # the origin group not made yet (check mode): the frontend's own
+    assert groups_of("frontend", {**GROUPS, "origin": None}) == ["sg-f"]
