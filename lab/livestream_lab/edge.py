@@ -62,6 +62,8 @@ from .network import comment
 from .system import MARKER, alive, output, run, spawn, stop
 
 POLL_SECONDS = 2.0
+# how many rounds apart the realiser reads the whole stack (Route 53's records, the groups)
+SYNC_ROUNDS = 3
 NGINX = "/usr/sbin/nginx"
 LEGO = "/usr/bin/lego"
 # CloudFront's default error caching (custom-error-pages-expiration.html) and the 4xx/5xx
@@ -555,6 +557,9 @@ class Realiser:
         # the security groups as `up` enforced them (first seen), then as the realiser did
         self.groups: dict | None = None
         self.instances = 0
+        # the distributions' versions when the stack was last read, and the rounds since
+        self.versions: dict[str, str] | None = None
+        self.rounds = 0
         self.applied = ""
         self.deployed: dict[str, str] = {}
         self.wildcard: dict | None = None
@@ -568,7 +573,14 @@ class Realiser:
 
     def cycle(self) -> None:
         found = distributions(self.api_url, self.aws_env)
-        self.sync_stack()
+        # the stack (DNS, groups) every SYNC_ROUNDS rounds, or at once when a distribution
+        # changed: a whole description of the stack each round would cost every lab's host
+        # CPU for nothing most of the time
+        versions = {d["Id"]: d["ETag"] for d in found}
+        self.rounds += 1
+        if versions != self.versions or self.rounds >= SYNC_ROUNDS:
+            self.sync_stack()
+            self.versions, self.rounds = versions, 0
         enabled = [d for d in found if d["DistributionConfig"].get("Enabled")]
         if enabled and self.wildcard is None:
             self.wildcard = self.certificate(["*.cloudfront.net"])

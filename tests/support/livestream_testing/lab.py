@@ -38,6 +38,20 @@ def _lines(*command: str) -> set[str]:
     return {line.strip() for line in result.stdout.splitlines() if line.strip()}
 
 
+def _hosts_outside_lab_blocks() -> set[str]:
+    """/etc/hosts without the blocks labs keep there (a lab running beside this one changes its
+    own, e.g. its CDN's names, at any moment): what no lab may touch."""
+    kept, inside = set(), False
+    for line in Path("/etc/hosts").read_text(encoding="utf-8").splitlines():
+        if line.startswith("# BEGIN livestream-lab "):
+            inside = True
+        elif line.startswith("# END livestream-lab "):
+            inside = False
+        elif not inside:
+            kept.add(line)
+    return kept
+
+
 def snapshot() -> dict[str, set[str]]:
     """The host state `make lab-down` must give back: links, namespaces, routes, mounts,
     cgroups, processes, firewall rules, sysctls, /etc/hosts."""
@@ -73,6 +87,7 @@ def snapshot() -> dict[str, set[str]]:
         "nft": _lines("nft", "list", "ruleset"),
         "sysctls": sysctls,
         "hosts": _lines("cat", "/etc/hosts"),
+        "hosts_outside_labs": _hosts_outside_lab_blocks(),
         "state": {str(path) for path in config.STATE_ROOT.glob("*")} if config.STATE_ROOT.exists() else set(),
     }
 
