@@ -18,6 +18,9 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
+
 from ansible_collections.livestream.aws.plugins.module_utils.aws import only_one
 from ansible_collections.livestream.aws.plugins.module_utils.aws import paginate
 from ansible_collections.livestream.aws.plugins.module_utils.aws import wait_for
@@ -204,6 +207,16 @@ def shown(config):
     return config
 
 
+def _tag_list(name):
+    """The tags of the stack's certificate and distribution, as ACM and CloudFront take them."""
+    return ansible_dict_to_boto3_tag_list(stack_tags(name, resource_name=resource_name(name, "cdn")))
+
+
+def _is_the_stacks(tag_list, name):
+    """Whether a resource with these tags (as ACM and CloudFront list them) is the stack's."""
+    return boto3_tag_list_to_ansible_dict(tag_list).get(STACK_TAG) == name
+
+
 def _client_token(name, domain):
     """ACM's IdempotencyToken (at most 32 word characters): a retried request of the same
     stack's certificate for the same name is the same request, for an hour."""
@@ -236,7 +249,7 @@ def find_certificate(acm, module, name, domain):
     ours = []
     for summary in summaries:
         tags = acm.list_tags_for_certificate(CertificateArn=summary["CertificateArn"], aws_retry=True).get("Tags", [])
-        if {tag["Key"]: tag.get("Value") for tag in tags}.get(STACK_TAG) == name:
+        if _is_the_stacks(tags, name):
             ours.append(summary)
     return only_one(module, ours, "CertificateArn", f"ACM certificates of stack {name!r} for {domain!r}",
                     fix="delete the ones not in use by the stack's distribution")
@@ -266,8 +279,7 @@ def ensure_certificate(acm, route53, changes, name, *, domain, zone_id, wait_tim
             arn = acm.request_certificate(
                 DomainName=domain, ValidationMethod="DNS", IdempotencyToken=_client_token(name, domain),
                 Options={"CertificateTransparencyLoggingPreference": "ENABLED"},
-                Tags=[{"Key": key, "Value": value}
-                      for key, value in stack_tags(name, resource_name=resource_name(name, "cdn")).items()],
+                Tags=_tag_list(name),
                 aws_retry=True,
             )["CertificateArn"]
         else:
@@ -323,7 +335,7 @@ def find_distribution(cloudfront, module, name):
         if summary.get("Comment") != comment(name):
             continue
         tags = cloudfront.list_tags_for_resource(Resource=summary["ARN"], aws_retry=True)["Tags"].get("Items", [])
-        if {tag["Key"]: tag.get("Value") for tag in tags}.get(STACK_TAG) == name:
+        if _is_the_stacks(tags, name):
             ours.append(summary)
     return only_one(module, ours, "Id", f"CloudFront distributions of stack {name!r}",
                     fix="disable and delete the ones the domain does not point at")
@@ -343,10 +355,9 @@ def ensure_distribution(cloudfront, changes, name, *, config, wait_timeout):
             if changes.check_mode:
                 return None
             step = "create"
-            tags = [{"Key": key, "Value": value}
-                    for key, value in stack_tags(name, resource_name=resource_name(name, "cdn")).items()]
             made = cloudfront.create_distribution_with_tags(
-                DistributionConfigWithTags={"DistributionConfig": config, "Tags": {"Items": tags}}, aws_retry=True
+                DistributionConfigWithTags={"DistributionConfig": config, "Tags": {"Items": _tag_list(name)}},
+                aws_retry=True
             )["Distribution"]
             distribution_id = made["Id"]
         else:

@@ -119,11 +119,6 @@ def find_record(route53, zone_id, record_name, record_type="A"):
     return None
 
 
-def find_a_record(route53, zone_id, domain):
-    """The A record set called ``domain`` in the zone, or None."""
-    return find_record(route53, zone_id, domain, "A")
-
-
 def change_records(route53, zone_id, name, changes, what, wait=True):
     """One batch of record changes (``changes``: Route 53's Changes list), applied together,
     then (``wait``) waited for until Route 53 has them everywhere."""
@@ -169,7 +164,7 @@ def ensure_dns_record(route53, changes, name, *, domain, zone_name, address, cre
                     aws_retry=True,
                 )
         step = f"the A record {domain}"
-        record = find_a_record(route53, zone_id, domain) if zone_id else None
+        record = find_record(route53, zone_id, domain) if zone_id else None
         current = sorted(r["Value"] for r in (record or {}).get("ResourceRecords", []))
         if current != [address] or (record or {}).get("TTL") != ttl:
             changes.record(f"point {domain} at {address or 'the frontend address'}", f"{domain} A", current, [address])
@@ -186,7 +181,7 @@ def ensure_dns_record(route53, changes, name, *, domain, zone_name, address, cre
 
 def remove_a_record(route53, changes, name, *, zone_id, domain, address):
     """Delete the A record ``domain`` if it points at ``address`` alone (the stack's), else leave it."""
-    record = find_a_record(route53, zone_id, domain) if zone_id and address else None
+    record = find_record(route53, zone_id, domain) if zone_id and address else None
     if not record or [value["Value"] for value in record.get("ResourceRecords", [])] != [address]:
         return
     changes.record(f"delete A record {domain} (it pointed at {address})", f"{domain} A", [address], "absent")

@@ -17,8 +17,8 @@ from ansible_collections.livestream.aws.plugins.module_utils.aws import wait_for
 from ansible_collections.livestream.aws.plugins.module_utils.naming import describe_stack
 from ansible_collections.livestream.aws.plugins.module_utils.naming import STACK_TAG
 from ansible_collections.livestream.aws.plugins.module_utils.naming import tags_of
-from ansible_collections.livestream.aws.plugins.module_utils.publishing import find_a_record
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import find_hosted_zone
+from ansible_collections.livestream.aws.plugins.module_utils.publishing import find_record
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import RECORD_TAG
 from ansible_collections.livestream.aws.plugins.module_utils.publishing import ZONE_TAG
 from ansible_collections.livestream.aws.plugins.module_utils.security_groups import group_references
@@ -103,7 +103,7 @@ class Teardown:
         zone_id = find_hosted_zone(self.module, route53, zone_name)
         if zone_id is None:
             return set()
-        record = find_a_record(route53, zone_id, domain)
+        record = find_record(route53, zone_id, domain)
         removed_records = 0
         values = sorted(r["Value"] for r in (record or {}).get("ResourceRecords", []))
         if record is not None:
