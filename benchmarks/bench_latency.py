@@ -19,6 +19,8 @@ Arms (switched with playbooks/configure.yml and extra vars, see ARMS):
              (this host) stamps the capture time and publishes over RTMPS to the frontend's
              ingest, the backend pulls it over the VPC and transcodes the ladder, the frontend
              packages it, Chromium plays it
+  ingest-superfast   the same, the ladder with x264's superfast preset
+  ingest-copy        the same, the backend sending the encoder's stream on as it is
 
 Prints a table and writes benchmarks/results/latency.json; about 7 minutes on 2 cores, lab
 bring-up included. The lab is taken down at the end (unless --keep).
@@ -75,6 +77,14 @@ ARMS = {
                        "the frontend, to Chromium",
         "fragment_seconds": 1,
         "overrides": {},
+        "stream": INGEST_STREAM,
+    },
+    # the same, the ladder encoded with x264's next faster preset (a fifth less CPU, measured:
+    # docs/performance.md): what a backend with little CPU to spare gains from it
+    "ingest-superfast": {
+        "description": "ingest, superfast: the same path, the ladder with x264's superfast preset",
+        "fragment_seconds": 1,
+        "overrides": {"backend_x264_preset": "superfast"},
         "stream": INGEST_STREAM,
     },
     # the same path without the ladder: the backend sends the encoder's stream on as it is
