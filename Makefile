@@ -101,10 +101,10 @@ unit: setup
 	pytest tests/unit
 
 # The scenarios share one lab (stack molecule): brought up by the first one's create, taken
-# down once at the end. Each role still converges from scratch in its own scenario (the bastion;
-# the backend, whose apt goes through it; the frontend), then default runs configure.yml on the
+# down once at the end. Each role still converges from scratch in a scenario (backend: the bastion,
+# then the backend, whose apt goes through it; frontend), then default runs configure.yml on the
 # whole stack, its idempotence and the full verifier. The first failure stops the run and fails it.
-MOLECULE_SCENARIOS := bastion backend frontend default
+MOLECULE_SCENARIOS := backend frontend default
 
 molecule: setup-lab
 	$(BIN)/python -m livestream_lab --stack molecule down

@@ -33,6 +33,29 @@ os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
 SERVICE_STACK = os.environ.get("LIVESTREAM_E2E_STACK", "e2e")
 
 
+# Modules that switch the whole service lab run after every other test of the service suites,
+# so that no other test meets the lab switched, and faults' "site.yml changes nothing" follows
+# its own faults only; in this order, each configuring the lab from its settings and its own
+# (restreaming and audio-only streams; then the CDN on, by site.yml, whose default streams undo
+# the restreaming), none switching it back: the lab is taken down at the session's end.
+SERVICE_SUITES = ("tests/e2e/", "tests/faults/")
+SERVICE_LAB_SWITCHES = ("tests/e2e/test_restream.py", "tests/e2e/test_cdn_service.py")
+
+
+def pytest_collection_modifyitems(items):
+    """pytest runs tests/e2e, then tests/faults, in path order: move the modules of
+    SERVICE_LAB_SWITCHES, in that order, after the last test of either (the lab stays up to
+    the session's end)."""
+    def module(item):
+        return item.nodeid.split("::")[0]
+    switching = sorted((item for item in items if module(item) in SERVICE_LAB_SWITCHES),
+                       key=lambda item: SERVICE_LAB_SWITCHES.index(module(item)))
+    rest = [item for item in items if module(item) not in SERVICE_LAB_SWITCHES]
+    service = [index for index, item in enumerate(rest) if item.nodeid.startswith(SERVICE_SUITES)]
+    if switching and service:
+        items[:] = rest[:service[-1] + 1] + switching + rest[service[-1] + 1:]
+
+
 @pytest.fixture(scope="session")
 def lab_config():
     return config.load(SERVICE_STACK)

@@ -20,9 +20,17 @@ SETTINGS = config.REPOSITORY / "playbooks" / "vars" / "livestream.yml"
 @functools.cache
 def _plugins() -> None:
     """Ansible's plugins, once: the lookup the defaults use (ansible.builtin.password, which
-    reads the key files site.yml wrote)."""
+    reads the key files site.yml wrote) and the collection's filters (livestream.aws.cdn_origin).
+    A process that imported ``ansible_collections`` from a path before (pytest, with the
+    collection's module_utils) holds it as a plain package, which hides the collection from
+    Ansible's loader ("No filter named 'livestream.aws...'"): that copy is forgotten first, so
+    that Ansible's finder loads the collection again (what was imported keeps its copy)."""
+    import sys  # pylint: disable=import-outside-toplevel
+
     from ansible.plugins.loader import init_plugin_loader  # pylint: disable=import-outside-toplevel
 
+    for name in [name for name in sys.modules if name.split(".")[0] == "ansible_collections"]:
+        del sys.modules[name]
     init_plugin_loader()
 
 
