@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service_lab import LOAD_STACK, RESULTS, ROOT, Service, bench_service, host_info, lab_arguments
+from service_lab import LOAD_STACK, RESULTS, ROOT, Service, bench_service, host_info, lab_arguments, ramp_arguments
 from livestream_lab.machines import in_network_of, unit_cgroup, unit_pids
 from livestream_testing.lab import STREAM
 from livestream_probes.cpu import cgroup_cpu_seconds, cgroup_sampler, host_cpu
@@ -231,14 +231,8 @@ def arm_figures(arm: Arm) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     lab_arguments(parser, LOAD_STACK)
-    parser.add_argument("--start", type=int, default=60, help="viewers of the first run")
-    parser.add_argument("--limit", type=int, default=960, help="most viewers ever run (each is a connection; nginx has 1024 per worker)")
-    parser.add_argument("--step-seconds", type=float, default=15, help="length of each run")
-    parser.add_argument("--tries", type=int, default=2,
-                        help="runs at one count before it counts as too many (the host is shared: one hiccup is not a limit)")
-    parser.add_argument("--join-seconds", type=float, default=3, help="viewers join evenly over this long")
-    parser.add_argument("--max-seconds", type=float, default=570,
-                        help="the whole benchmark, lab bring-up included, ends within this (the ramp stops early)")
+    ramp_arguments(parser, start=60, limit=960, limit_help="most viewers ever run (each is a connection; nginx has 1024 per worker)",
+                   step_seconds=15, max_seconds=570)
     parser.add_argument("--generator", nargs=2, metavar=("CA", "DOMAIN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generator:

@@ -102,6 +102,20 @@ def lab_arguments(parser: argparse.ArgumentParser, stack: str, *, reuse: bool = 
                             help="leave the lab up at the end (python -m livestream_lab --stack NAME down removes it)")
 
 
+def ramp_arguments(parser: argparse.ArgumentParser, *, start: int, limit: int, limit_help: str, step_seconds: float,
+                   max_seconds: float) -> None:
+    """The options of a benchmark that ramps viewers (probes.hls.Ramp, ramp_viewers): where it
+    starts, how far it may go, how long each run and the whole benchmark last."""
+    parser.add_argument("--start", type=int, default=start, help="viewers of the first run (default %(default)s)")
+    parser.add_argument("--limit", type=int, default=limit, help=f"{limit_help} (default %(default)s)")
+    parser.add_argument("--step-seconds", type=float, default=step_seconds, help="length of each run (default %(default)s)")
+    parser.add_argument("--tries", type=int, default=2,
+                        help="runs at one count before it counts as too many (the host is shared: one hiccup is not a limit)")
+    parser.add_argument("--join-seconds", type=float, default=3, help="viewers join evenly over this long")
+    parser.add_argument("--max-seconds", type=float, default=max_seconds,
+                        help="the whole benchmark, lab bring-up included, ends within this (the ramp stops early)")
+
+
 def host_info(load_before: float | None = None, load_after: float | None = None) -> dict:
     """What a figure from this host needs next to it: its CPUs, kernel and memory, and its
     load average (1 minute) before and after the run."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -127,6 +128,9 @@ def up(lab: LabConfig, checks: bool = True, configure_service: bool = True, stri
         "aws_env": str(lab.state_dir / "aws.env"),
         "ssh_config": str(lab.ssh_config),
         "ssh_key": str(lab.ssh_key),
+        # /stat and /metrics from this host: basic authentication (frontend_stat_users)
+        "metrics_user": METRICS_USER,
+        "metrics_password_file": str(lab.state_dir / "credentials" / "metrics-password"),
     }
     write_group_vars(lab, vpc, summary)
     # the name the frontend answers to, as the playbooks decide it from those settings
@@ -293,7 +297,24 @@ def configure_vars(lab: LabConfig, vpc: ipaddress.IPv4Network, summary: dict) ->
         "frontend_certificate_store": str(lab.state_dir / "certificates"),
         # site.yml's last play checks the streams over HTTPS from this host: trust pebble's root
         "livestream_verify_ca_path": summary["ca_cert"],
+        # the lab's operator reads /stat and the metrics from this host (the internet) with these
+        "frontend_stat_users": [{"name": METRICS_USER, "password": metrics_password(lab)}],
     }
+
+
+# who reads the frontend's /stat and /metrics from the host (a Prometheus, a status command):
+# the user's name, its password generated once in the lab's credentials (metrics_password)
+METRICS_USER = "metrics"
+
+
+def metrics_password(lab: LabConfig) -> str:
+    """The lab's /stat and /metrics password, generated on first use (``down`` takes it along)."""
+    path = lab.state_dir / "credentials" / "metrics-password"
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+    return path.read_text().strip()
 
 
 def write_group_vars(lab: LabConfig, vpc: ipaddress.IPv4Network, summary: dict) -> None:

@@ -52,6 +52,10 @@ FRAGMENT_TTL = 86400
 PAGE_DEFAULT_TTL = 10
 PAGE_MAX_TTL = 60
 HIDDEN = "********"
+# The players' beacons and the viewer count they get back (the frontend's /viewers): never
+# cached, each with its query string (the stream, the page's session) forwarded to the origin,
+# so that every viewer behind the CDN is counted by the origin.
+VIEWERS_PATH = "/viewers"
 
 
 def origin_name(domain):
@@ -67,15 +71,16 @@ def _items(values):
     return {"Quantity": len(values), "Items": list(values)} if values else {"Quantity": 0}
 
 
-def _behaviour(*, min_ttl, default_ttl, max_ttl, compress, path_pattern=None):
+def _behaviour(*, min_ttl, default_ttl, max_ttl, compress, path_pattern=None, query_string=False):
     """A cache behaviour in CloudFront's legacy cache settings (TTLs and forwarded values in
-    the behaviour itself): GET and HEAD only, no query string, cookie or header in the key."""
+    the behaviour itself): GET and HEAD only, no cookie or header in the key, nor the query
+    string unless ``query_string`` (then forwarded, all of it, and part of the key)."""
     behaviour = {
         "TargetOriginId": ORIGIN_ID,
         "ViewerProtocolPolicy": "redirect-to-https",
         "AllowedMethods": {**_items(["GET", "HEAD"]), "CachedMethods": _items(["GET", "HEAD"])},
         "ForwardedValues": {
-            "QueryString": False,
+            "QueryString": query_string,
             "Cookies": {"Forward": "none"},
             "Headers": {"Quantity": 0},
             "QueryStringCacheKeys": {"Quantity": 0},
@@ -105,6 +110,7 @@ def distribution_config(name, *, domain, certificate_arn, origin_secret, fragmen
       (CloudFront counts whole seconds: 0 for 1-second fragments, every request revalidated,
       simultaneous ones collapsed into one);
     - fragments (``*.ts``): as long as the origin says, up to a day;
+    - the viewers' beacons (VIEWERS_PATH): never cached, the query string forwarded;
     - the rest (the player page, its script, streams.json): briefly;
     - errors cached ERROR_CACHING_SECONDS, not CloudFront's default 10 s;
     - the viewers' ``domain`` as the alias, with the ACM certificate, SNI, TLS 1.2 at least."""
@@ -136,6 +142,7 @@ def distribution_config(name, *, domain, certificate_arn, origin_secret, fragmen
         "Origins": _items([origin]),
         "DefaultCacheBehavior": _behaviour(min_ttl=0, default_ttl=PAGE_DEFAULT_TTL, max_ttl=PAGE_MAX_TTL, compress=True),
         "CacheBehaviors": _items([
+            _behaviour(path_pattern=VIEWERS_PATH, min_ttl=0, default_ttl=0, max_ttl=0, compress=False, query_string=True),
             _behaviour(path_pattern="*.m3u8", min_ttl=0, default_ttl=0, max_ttl=playlist_ttl, compress=True),
             _behaviour(path_pattern="*.ts", min_ttl=0, default_ttl=FRAGMENT_TTL, max_ttl=FRAGMENT_TTL, compress=False),
         ]),

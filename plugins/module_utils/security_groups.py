@@ -25,6 +25,9 @@ from ansible_collections.livestream.aws.plugins.module_utils.naming import tags_
 from ansible_collections.livestream.aws.plugins.module_utils.validation import ingest_cidrs
 
 ANYWHERE = "0.0.0.0/0"
+# The frontend's port the backend and the bastion push their metrics to over the VPC (the roles'
+# frontend_metrics_push_port, livestream.aws.metrics): they take no connection for them.
+METRICS_PUSH_PORT = 9101
 # The groups of a stack: one per role, and the frontend's second, "origin": HTTPS from the
 # CDN's edges when there is a CDN (empty otherwise). Apart because AWS counts a rule naming a
 # prefix list as the list's size (CloudFront's origin-facing list: 55) toward a group's 60
@@ -68,6 +71,8 @@ def wanted_rules(access, private_subnet_cidr, group_ids, cdn_prefix_list=None):
             ("tcp", 80, 80, "cidr", ANYWHERE, "HTTP for viewers and ACME"),
         ] + https + [
             ("tcp", 1935, 1935, "group", group_ids["backend"], "RTMP from the backend"),
+            ("tcp", METRICS_PUSH_PORT, METRICS_PUSH_PORT, "group", group_ids["backend"], "Metrics pushed by the backend"),
+            ("tcp", METRICS_PUSH_PORT, METRICS_PUSH_PORT, "group", group_ids["bastion"], "Metrics pushed by the bastion"),
         ] + [
             ("tcp", port, port, "cidr", cidr, "RTMPS from encoders") for cidr in ingest_cidrs(access)
         ] + [

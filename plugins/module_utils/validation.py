@@ -79,8 +79,9 @@ def network_errors(vpc_cidr, public_subnet_cidr, private_subnet_cidr):
     return errors
 
 
-# the frontend's other ports: SSH, HTTP, HTTPS, RTMP from the backend
-FRONTEND_PORTS = {22: "SSH", 80: "HTTP", 443: "HTTPS", 1935: "RTMP from the backend"}
+# the frontend's other ports: SSH, HTTP, HTTPS, RTMP from the backend, the metrics the backend and
+# the bastion push (security_groups.METRICS_PUSH_PORT)
+FRONTEND_PORTS = {22: "SSH", 80: "HTTP", 443: "HTTPS", 1935: "RTMP from the backend", 9101: "metrics push"}
 
 
 def ingest_cidrs(params):

@@ -63,6 +63,8 @@ def test_builds_the_whole_stack(ec2, aws, ansible, tmp_path, playbook):
     assert rules(groups["bastion"]) == {("tcp", 22, ADMIN_CIDR), ("-1", None, "10.0.2.0/24")}
     assert rules(groups["frontend"]) == {
         ("tcp", 80, "0.0.0.0/0"), ("tcp", 443, "0.0.0.0/0"), ("tcp", 1935, ids["backend"]), ("tcp", 22, ids["bastion"]),
+        # the metrics the backend and the bastion push
+        ("tcp", 9101, ids["backend"]), ("tcp", 9101, ids["bastion"]),
         # RTMPS from encoders: livestream_ingest_cidrs, by default the admin CIDRs
         ("tcp", 1936, ADMIN_CIDR),
     }
@@ -125,6 +127,38 @@ def test_check_mode_on_an_empty_account_changes_nothing(ec2, aws, ansible, tmp_p
     assert all(n == 0 for n in counts(ec2, "live").values())
     assert ec2.describe_instances()["Reservations"] == []
     assert route53(aws).list_hosted_zones()["HostedZones"] == []
+
+
+def test_the_cdn_switched_on_then_off_moves_the_records_and_https_back(ec2, aws, ansible, tmp_path):
+    """provision.yml with livestream_cdn: cloudfront, then with none (README, "Grow past one
+    box"): behind the CDN the frontend has a name of its own and HTTPS from CloudFront's
+    prefix list only, in the origin group; switched off, the origin's record is gone and HTTPS
+    is the frontend group's, open to all, again, on the same instance."""
+    def https_and_origin_record():
+        groups = {tags(g)["Name"].removeprefix("live-"): g
+                  for g in ec2.describe_security_groups(Filters=[{"Name": "tag:Stack", "Values": ["live"]}])["SecurityGroups"]}
+        https = {role: [permission for permission in group["IpPermissions"] if permission.get("FromPort") == 443]
+                 for role, group in groups.items()}
+        return https, a_records(route53(aws), "origin.live.example.test")
+
+    on = ansible.playbook(PROVISION, extra_vars=stack_vars(tmp_path, livestream_cdn="cloudfront"))
+    assert on.returncode == 0, on.stdout[-3000:]
+    frontend = instances_by_role(ec2, "live")["frontend"]
+    address = ec2.describe_addresses(Filters=[{"Name": "tag:Stack", "Values": ["live"]}])["Addresses"][0]["PublicIp"]
+    https, origin = https_and_origin_record()
+    assert origin == {ZONE: [address]}
+    assert https["frontend"] == []
+    [from_cdn] = https["origin"]
+    assert not from_cdn["IpRanges"] and len(from_cdn["PrefixListIds"]) == 1
+
+    off = ansible.playbook(PROVISION, extra_vars=stack_vars(tmp_path, livestream_cdn="none"))
+    assert off.returncode == 0, off.stdout[-3000:]
+    https, origin = https_and_origin_record()
+    assert origin == {}
+    assert https["origin"] == []
+    assert [ip_range["CidrIp"] for permission in https["frontend"] for ip_range in permission["IpRanges"]] == ["0.0.0.0/0"]
+    assert a_records(route53(aws), "live.example.test") == {ZONE: [address]}
+    assert instances_by_role(ec2, "live")["frontend"]["InstanceId"] == frontend["InstanceId"]
 
 
 def test_ubuntu_is_an_option(ec2, ansible, tmp_path):

@@ -58,7 +58,9 @@ def test_tarball_ships_the_collection_and_nothing_of_the_workshop(tarball):
     tops = {name.split("/")[0] for name in names}
     # what a user installs, and nothing else: no venv, checkout link, sanity copy, lab or tests
     assert tops <= {"MANIFEST.json", "FILES.json", "README.md", "requirements.txt", "meta", "plugins", "roles",
-                    "playbooks", "inventory", "docs", "changelogs"}, tops
+                    "playbooks", "inventory", "docs", "changelogs", "prometheus"}, tops
+    # the alert rules a user's Prometheus loads
+    assert "prometheus/livestream.rules.yml" in names
 
 
 def test_offline_install_lists_every_plugin(installed):

@@ -45,6 +45,19 @@ def test_playlists_are_cached_at_most_half_a_fragment_in_whole_seconds_fragments
     assert config()["ViewerCertificate"]["ACMCertificateArn"] == ARN
 
 
+def test_the_viewers_beacons_are_never_cached_and_reach_the_origin_with_their_query():
+    viewers = behaviours(config())["/viewers"]
+    assert (viewers["MinTTL"], viewers["DefaultTTL"], viewers["MaxTTL"]) == (0, 0, 0)
+    # the stream and the page's session are in the query string: forwarded, and in the key
+    assert viewers["ForwardedValues"]["QueryString"] is True
+    assert viewers["ForwardedValues"]["Cookies"] == {"Forward": "none"}
+    assert viewers["AllowedMethods"]["Items"] == ["GET", "HEAD"]
+    # nothing else forwards a query string (the playlists' and fragments' keys stay the path)
+    assert [b["PathPattern"] for b in config()["CacheBehaviors"]["Items"] if b["ForwardedValues"]["QueryString"]] == [
+        "/viewers"]
+    assert config()["DefaultCacheBehavior"]["ForwardedValues"]["QueryString"] is False
+
+
 def test_what_cloudfront_fills_in_is_not_a_difference_what_we_set_is():
     wanted = config()
     described = merged(wanted, {"Logging": {"Enabled": False}, "WebACLId": "", "Staging": False})

@@ -117,6 +117,26 @@ def test_the_ttl_the_cache_gets_follows_cloudfronts_rules(behaviour, status, cac
     assert _evaluate(maps, "b_xae", variables) == seconds
 
 
+def test_the_viewers_behaviour_reaches_the_origin_every_time_with_its_query_string():
+    """/viewers (cdn.distribution_config): TTL 0 whatever the origin says, the query string in
+    the key and forwarded, as CloudFront does: every beacon reaches the origin."""
+    from ansible_collections.livestream.aws.plugins.module_utils.cdn import distribution_config  # pylint: disable=import-outside-toplevel
+
+    wanted = distribution_config("live", domain="live.example.com", certificate_arn="arn:x", origin_secret="s" * 40,
+                                 fragment_seconds=1)
+    (viewers,) = [b for b in wanted["CacheBehaviors"]["Items"] if b["PathPattern"] == "/viewers"]
+    maps = _maps(edge._ttl_maps("v", viewers, ERRORS))  # pylint: disable=protected-access
+    for cache_control in ("", "no-store", "public, max-age=60"):
+        assert _evaluate(maps, "v_xae", {"upstream_http_cache_control": cache_control, "status": "200"}) == "0"
+    lines = edge._location(viewers, "v", "d1", "1.1 x.cloudfront.net (CloudFront)")  # pylint: disable=protected-access
+    assert lines[0] == 'location ~ "^/viewers$" {'
+    assert "    proxy_pass http://v$request_uri;" in lines
+    assert "    proxy_cache_key $request_uri;" in lines
+    # a path pattern that CloudFront evaluates before the playlists' and the default
+    assert re.fullmatch(edge.path_pattern("/viewers"), "/viewers")
+    assert not re.fullmatch(edge.path_pattern("/viewers"), "/viewers.m3u8")
+
+
 def test_the_edge_is_the_top_of_the_public_block_and_apart_from_the_labs_other_links():
     block = ipaddress.ip_network("198.18.7.0/24")
     assert config.edge_block(block) == ipaddress.ip_network("198.18.7.240/28")

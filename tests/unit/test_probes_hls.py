@@ -125,6 +125,24 @@ def test_viewers_reconnect_when_the_server_drops_idle_connections(tls, client):
     assert live.opened > load.segments, "a connection of its own for every segment and playlist"
 
 
+def test_viewers_send_the_clients_headers_and_count_their_requests(tls):
+    """A CDN's origin answers only requests with the CDN's header: the viewers send the
+    client's headers with every request, and count what they asked for."""
+    live = SyntheticLive(segment_s=0.25, required_header=("X-Origin", "secret"))
+    with https_server(tls, live.handler()) as port:
+        url = f"https://{SITE}:{port}/live.m3u8"
+        with pytest.raises(HlsError, match="HTTP 403"):
+            HlsClient(resolve={SITE: "127.0.0.1"}, ca_file=str(tls.ca), timeout=3).get(url)
+        client = HlsClient(resolve={SITE: "127.0.0.1"}, ca_file=str(tls.ca), timeout=3, headers={"X-Origin": "secret"})
+        assert client.playlist(url).segments
+        load = run_viewers(url, viewers=3, duration_s=1.0, client=client)
+    assert load.healthy, load.summary()
+    summary = load.summary()
+    assert summary["segment_requests"] == load.segments
+    # every request the viewers counted was answered (plus the client's own playlist above)
+    assert (summary["playlist_requests"] + 1, summary["segment_requests"]) == (live.answered["playlist"], live.answered["segment"])
+
+
 def test_segments_slower_than_the_stream_count_as_late(tls, client):
     live = SyntheticLive(segment_s=0.25, delay=lambda sequence, connections: 0.5)
     with https_server(tls, live.handler()) as port:

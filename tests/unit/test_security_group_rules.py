@@ -26,6 +26,8 @@ def test_each_role_lets_in_only_what_it_serves():
         ("tcp", 80, 80, "cidr", "0.0.0.0/0"), ("tcp", 443, 443, "cidr", "0.0.0.0/0"),
         ("tcp", 1935, 1935, "group", "sg-k"), ("tcp", 22, 22, "group", "sg-b"),
         ("tcp", 1936, 1936, "cidr", "203.0.113.7/32"),
+        # the metrics the backend and the bastion push: they take no connection for them
+        ("tcp", 9101, 9101, "group", "sg-k"), ("tcp", 9101, 9101, "group", "sg-b"),
     }
     assert set(rules["backend"]) == {("tcp", 22, 22, "group", "sg-b")}
     assert rules["frontend"][("tcp", 1935, 1935, "group", "sg-k")] == "RTMP from the backend"
@@ -81,7 +83,7 @@ def test_what_is_missing_is_added_and_what_is_extra_revoked():
 
 def test_a_new_group_has_every_rule_to_add():
     missing, extra = rule_changes(wanted()["frontend"], current_rules({"GroupId": None, "IpPermissions": []}))
-    assert len(missing) == 5 and extra == []
+    assert len(missing) == 7 and extra == []
 
 
 def test_a_rule_as_the_api_takes_it():

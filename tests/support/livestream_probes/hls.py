@@ -36,14 +36,17 @@ class HlsClient:
 
     ``resolve`` maps host names to the address to connect to (the URL's name is still the
     one TLS verifies and the Host header carries); ``ca_file`` is the CA to trust (the
-    system's CAs when None).
+    system's CAs when None); ``headers`` go with every request (and the simulated viewers'),
+    e.g. the header a CDN's origin asks of the CDN.
     """
 
-    def __init__(self, *, resolve: dict[str, str] | None = None, ca_file: str | None = None, timeout: float = 5.0):
+    def __init__(self, *, resolve: dict[str, str] | None = None, ca_file: str | None = None, timeout: float = 5.0,
+                 headers: dict[str, str] | None = None):
         self.resolve = dict(resolve or {})
         self.ca_file = ca_file
         self.timeout = timeout
         self.context = ssl.create_default_context(cafile=ca_file)
+        self.headers = dict(headers or {})
 
     def address(self, host: str) -> str:
         return self.resolve.get(host, host)
@@ -63,7 +66,7 @@ class HlsClient:
             connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
             connection.sock = sock
             path = parts.path + (f"?{parts.query}" if parts.query else "")
-            connection.request("GET", path or "/", headers={"Host": parts.netloc, "Cache-Control": "no-cache"})
+            connection.request("GET", path or "/", headers={"Host": parts.netloc, "Cache-Control": "no-cache", **self.headers})
             answer = connection.getresponse()
             body = answer.read()
         except (OSError, http.client.HTTPException) as error:
@@ -170,11 +173,15 @@ class ViewerReport:
     seconds when that is positive (the moment a player would stall); ``arrival`` is when
     its last byte has been read. A segment that the
     viewer never managed to fetch before the run ended (it fell off the playlist, or the
-    fetch failed) counts as missed, which is worse than late.
+    fetch failed) counts as missed, which is worse than late. ``playlist_requests`` and
+    ``segment_requests``: every GET it sent for each (answered or not), what a server or a
+    CDN's origin behind it is asked for.
     """
 
     viewer: int
     segments: int = 0
+    playlist_requests: int = 0
+    segment_requests: int = 0
     bytes: int = 0
     late: int = 0
     worst_lateness_s: float = 0.0
@@ -230,6 +237,8 @@ class LoadReport:
             "late_segments": self.late_segments,
             "missed_segments": self.missed_segments,
             "errors": self.errors,
+            "playlist_requests": sum(report.playlist_requests for report in self.reports),
+            "segment_requests": sum(report.segment_requests for report in self.reports),
             "worst_lateness_s": round(max((r.worst_lateness_s for r in self.reports), default=0.0), 3),
             "server_cpu_s": None if self.server_cpu_s is None else round(self.server_cpu_s, 3),
             "server_cpu_per_viewer": None if self.server_cpu_per_viewer is None else round(self.server_cpu_per_viewer, 5),
@@ -279,7 +288,8 @@ class _Connection:
         assert self.reader is not None
         parts = urllib.parse.urlsplit(url)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.netloc}\r\nUser-Agent: livestream-probe\r\n\r\n".encode())
+        extra = "".join(f"{name}: {value}\r\n" for name, value in self.client.headers.items())
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.netloc}\r\nUser-Agent: livestream-probe\r\n{extra}\r\n".encode())
         await self.writer.drain()
         status = (await self.reader.readuntil(b"\r\n")).split(b" ", 2)
         headers: dict[str, str] = {}
@@ -327,6 +337,7 @@ async def _viewer(number: int, client: HlsClient, url: str, deadline: float) -> 
     try:
         while loop.time() < deadline:
             polled = loop.time()
+            report.playlist_requests += 1
             try:
                 playlist = parse_playlist((await connection.get(media_url)).decode("utf-8", "replace"), media_url)
                 if playlist.is_master:
@@ -347,6 +358,7 @@ async def _viewer(number: int, client: HlsClient, url: str, deadline: float) -> 
             for segment in fresh:
                 if loop.time() >= deadline:
                     break
+                report.segment_requests += 1
                 try:
                     body = await connection.get(segment.uri)
                 except HlsError as error:

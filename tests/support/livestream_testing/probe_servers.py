@@ -62,14 +62,17 @@ class SyntheticLive:
     the last ``window`` of them. ``delay(sequence, open_connections)`` seconds are spent
     before a segment is served: the tests' way of making a slow server.
     ``drop_idle_connections`` closes every connection after one answer, unannounced;
-    ``opened`` counts the connections made to it.
+    ``opened`` counts the connections made to it, ``answered`` the playlists and segments it
+    served. ``required_header`` (name, value): a request without it is refused (403), as a
+    CDN's origin refuses what does not come through the CDN.
 
     The target duration is the segment length, fractions of a second included (RFC 8216
     wants a whole number; the probes read it as a number and take every interval from
     it, so a stream of 0.25 s segments runs a test four times faster than one of 1 s)."""
 
     def __init__(self, segment_s: float = 0.25, window: int = 4, size: int = 20_000,
-                 delay: Callable[[int, int], float] | None = None, drop_idle_connections: bool = False):
+                 delay: Callable[[int, int], float] | None = None, drop_idle_connections: bool = False,
+                 required_header: tuple[str, str] | None = None):
         self.segment_s = segment_s
         self.window = window
         self.body = bytes(size)
@@ -78,6 +81,8 @@ class SyntheticLive:
         self.drop_idle_connections = drop_idle_connections
         self.connections = 0
         self.opened = 0
+        self.answered = {"playlist": 0, "segment": 0}
+        self.required_header = required_header
         self.lock = threading.Lock()
 
     def playlist(self) -> str:
@@ -105,6 +110,9 @@ class SyntheticLive:
                 super().finish()
 
             def do_GET(self):  # pylint: disable=invalid-name
+                if live.required_header and self.headers.get(live.required_header[0]) != live.required_header[1]:
+                    self.send_error(403)
+                    return
                 if self.path.endswith(".m3u8"):
                     body, kind = live.playlist().encode(), "application/vnd.apple.mpegurl"
                 elif self.path.startswith("/segment-"):
@@ -113,6 +121,8 @@ class SyntheticLive:
                 else:
                     self.send_error(404)
                     return
+                with live.lock:
+                    live.answered["playlist" if kind.endswith("mpegurl") else "segment"] += 1
                 self.send_response(200)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))

@@ -69,10 +69,11 @@ def secrets_found(ssh, machines, secrets: dict[str, str]) -> list[str]:
     return found
 
 
-def viewer(lab) -> Browser:
+def viewer(lab, address: str | None = None) -> Browser:
     """Chromium on the lab's internet, trusting only the lab's ACME root (as a viewer's machine
-    trusts Let's Encrypt) and finding the domain at the frontend's public address; a test that
-    needs it fails, naming the set-up, where Chromium is missing. Use it as a context manager."""
+    trusts Let's Encrypt) and finding the domain at the frontend's public address (or at
+    ``address``: the CDN's edge); a test that needs it fails, naming the set-up, where Chromium
+    is missing. Use it as a context manager."""
     if not browser_probe.available():
         pytest.fail("chromium, chromedriver or certutil is missing: run `make setup-lab`")
-    return Browser(ca_file=lab["ca_cert"], resolve={lab["domain"]: lab["frontend_address"]})
+    return Browser(ca_file=lab["ca_cert"], resolve={lab["domain"]: address or lab["frontend_address"]})

@@ -5,7 +5,10 @@
 const video = document.getElementById("video");
 const list = document.getElementById("streams");
 const status = document.getElementById("status");
+const viewers = document.getElementById("viewers");
 let hls = null;
+// the stream this page plays (null: none), counted by the origin while the page beacons
+let playing = null;
 // The player's settings (frontend_player_*), given by the page: the site's
 // Content-Security-Policy allows no inline script.
 const hlsConfig = JSON.parse(video.dataset.hlsConfig || "{}");
@@ -28,7 +31,33 @@ function settleAtTarget(player) {
   player.on(Hls.Events.LEVEL_UPDATED, settle);
 }
 
+// Viewers: while it plays a stream, the page says so every few seconds (a beacon with a random
+// session ID of its own, which no cache keeps: the CDN forwards every one), and the origin
+// answers with every stream's count of sessions seen lately.
+const beaconSeconds = Number(video.dataset.viewersBeaconSeconds || 5);
+const session = Array.from(crypto.getRandomValues(new Uint8Array(16)),
+  (byte) => byte.toString(16).padStart(2, "0")).join("");
+
+async function beacon() {
+  const query = playing ? "?" + new URLSearchParams({ stream: playing, session: session }) : "";
+  try {
+    const answer = await fetch("/viewers" + query, { cache: "no-store" });
+    if (!answer.ok) return;
+    const counts = (await answer.json()).viewers || {};
+    for (const b of list.querySelectorAll("button")) b.dataset.viewers = counts[b.dataset.stream] ?? 0;
+    const count = playing ? counts[playing] ?? 0 : null;
+    viewers.textContent = count === null ? "" : count + " watching";
+    // for automated checks: the count the page shows
+    if (count === null) delete document.body.dataset.viewers;
+    else document.body.dataset.viewers = count;
+  } catch (e) {
+    // the next beacon tries again
+  }
+}
+
 function play(stream, button) {
+  playing = stream.name;
+  beacon();
   for (const b of list.querySelectorAll("button")) b.setAttribute("aria-pressed", "false");
   button.setAttribute("aria-pressed", "true");
   status.textContent = "Playing " + stream.name + (stream.audio ? " (audio)" : "");
@@ -87,3 +116,4 @@ async function main() {
 }
 
 main().catch((e) => { status.textContent = "Cannot load the streams: " + e; });
+setInterval(beacon, beaconSeconds * 1000);
