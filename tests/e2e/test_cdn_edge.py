@@ -316,17 +316,23 @@ def test_a_fragment_asked_for_before_it_exists_stays_missing_one_second_only(edg
     assert _origin_requests(edge_config, path) == 2
 
 
-def test_an_unconfigured_error_is_cached_for_cloudfronts_default(edge_config, cdn):
-    """403 is not in CustomErrorResponses: CloudFront's default, 10 s."""
-    path = "/stat"  # nginx-rtmp's statistics: from the VPC only (or with credentials)
-    before = _origin_requests(edge_config, path)
-    first = _get(cdn, path)
-    if first.status_code != 403:
-        pytest.skip(f"the origin answers {path} with {first.status_code}, not 403")
-    assert first.headers["X-Cache"] == "Error from cloudfront"
-    time.sleep(2.1)  # past the 1 s of the configured codes
-    assert _get(cdn, path).status_code == 403
-    assert _origin_requests(edge_config, path) == before + 1
+def test_an_unconfigured_error_is_cached_for_cloudfronts_default(edge_config, cdn, ssh, machines):
+    """403 is not in CustomErrorResponses: CloudFront's default, 10 s. The origin's 403: a
+    page nginx may not read (root's alone), put there for the test."""
+    path = f"/private-{uuid.uuid4().hex}.html"
+    frontend = machines["frontend"]["name"]
+    made = ssh(frontend, f"sudo -n install -m 600 /dev/null /var/www/livestream{path}")
+    assert made.returncode == 0, made.stderr
+    try:
+        before = _origin_requests(edge_config, path)
+        first = _get(cdn, path)
+        assert first.status_code == 403, (first.status_code, first.text[:200])
+        assert first.headers["X-Cache"] == "Error from cloudfront"
+        time.sleep(2.1)  # past the 1 s of the configured codes
+        assert _get(cdn, path).status_code == 403
+        assert _origin_requests(edge_config, path) == before + 1
+    finally:
+        ssh(frontend, f"sudo -n rm -f /var/www/livestream{path}")
 
 
 def _reaches(address: str, port: int) -> bool:
@@ -347,21 +353,27 @@ def test_the_origin_narrowed_to_cloudfronts_prefix_list_answers_the_edge_only(ed
     assert lists, "the lab's API has no CloudFront origin-facing prefix list"
     entries = ec2.get_managed_prefix_list_entries(PrefixListId=lists[0]["PrefixListId"])["Entries"]
     assert [entry["Cidr"] for entry in entries] == [str(config.edge_block(lab_flow.State(edge_config)["public_block"]))]
-    # the frontend's group, as the lab sees the stack
+    # the frontend's groups, as the lab sees the stack: its own (HTTPS open to all without a
+    # CDN) and the origin group, where provisioning puts the prefix list (55 of a group's 60
+    # rules: it would not fit beside the frontend's own)
     frontend = describe(edge_config.stack, aws_environment(edge_config)).by_role("frontend")
     groups = ec2.describe_security_groups(GroupIds=frontend.interfaces[0].groups)["SecurityGroups"]
-    group, https = next(((g["GroupId"], [r for r in g["IpPermissions"] if r.get("FromPort") == 443]) for g in groups
-                         if any(r.get("FromPort") == 443 for r in g["IpPermissions"])), (None, []))
-    assert https, groups
-    opened = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": https[0].get("IpRanges", [])}
+    [origin] = [g["GroupId"] for g in groups if any(tag["Key"] == "Name" and tag["Value"].endswith("-origin")
+                                                     for tag in g.get("Tags", []))]
+    [own] = [g for g in groups if g["GroupId"] != origin]
+    https = [r for r in own["IpPermissions"] if r.get("FromPort") == 443]
+    opened = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+              "IpRanges": [{"CidrIp": ip["CidrIp"]} for rule in https for ip in rule.get("IpRanges", [])]}
     narrowed = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
                 "PrefixListIds": [{"PrefixListId": lists[0]["PrefixListId"]}]}
     already = any(item.get("PrefixListId") == lists[0]["PrefixListId"]
-                  for rule in https for item in rule.get("PrefixListIds", []))
+                  for g in groups if g["GroupId"] == origin for rule in g["IpPermissions"]
+                  for item in rule.get("PrefixListIds", []))
+    group = own["GroupId"]
     if opened["IpRanges"]:
         ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=[opened])
-    if not already:  # provisioning has not narrowed it yet: as it will
-        ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[narrowed])
+    if not already:  # provisioning has not narrowed it yet: as it does with the CDN on
+        ec2.authorize_security_group_ingress(GroupId=origin, IpPermissions=[narrowed])
     try:
         _wait(lambda: not _reaches(edge_lab["frontend_address"], 443), 30, "the frontend's 443 closed to the internet")
         path = f"/missing-{uuid.uuid4().hex}.html"  # a miss: to the origin, through the group
@@ -370,7 +382,7 @@ def test_the_origin_narrowed_to_cloudfronts_prefix_list_answers_the_edge_only(ed
         assert _reaches(edge_lab["frontend_address"], 80)  # the rest of the group as it was
     finally:
         if not already:
-            ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=[narrowed])
+            ec2.revoke_security_group_ingress(GroupId=origin, IpPermissions=[narrowed])
         if opened["IpRanges"]:
             ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[opened])
     if opened["IpRanges"]:
