@@ -358,8 +358,11 @@ def test_the_origin_narrowed_to_cloudfronts_prefix_list_answers_the_edge_only(ed
     # rules: it would not fit beside the frontend's own)
     frontend = describe(edge_config.stack, aws_environment(edge_config)).by_role("frontend")
     groups = ec2.describe_security_groups(GroupIds=frontend.interfaces[0].groups)["SecurityGroups"]
-    [origin] = [g["GroupId"] for g in groups if any(tag["Key"] == "Name" and tag["Value"].endswith("-origin")
-                                                     for tag in g.get("Tags", []))]
+
+    def named_origin(group):
+        return any(tag["Key"] == "Name" and tag["Value"].endswith("-origin") for tag in group.get("Tags", []))
+
+    [origin] = [g["GroupId"] for g in groups if named_origin(g)]
     [own] = [g for g in groups if g["GroupId"] != origin]
     https = [r for r in own["IpPermissions"] if r.get("FromPort") == 443]
     opened = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
