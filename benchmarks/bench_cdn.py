@@ -53,7 +53,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service_lab import RESULTS, ROOT, Service, host_info, lab_arguments, ramp_arguments, require_root
+from service_lab import RESULTS, ROOT, Service, host_info, lab_arguments, ramp_arguments, ramp_run, require_root
 from bench_latency import HEIGHT, RATE, WIDTH, percentile, sample_page_load, settle
 from livestream_lab import config, edge
 from livestream_testing.lab import STREAM, inventory_hosts
@@ -184,13 +184,7 @@ def step(bench: Bench, arm: Arm, count: int) -> bool:
     fragments = answer["fragments_published"] or None
     viewer_requests = answer["playlist_requests"] + answer["segment_requests"]
     run = {
-        "viewers": count,
-        "healthy": answer["healthy"],
-        "segments": answer["segments"],
-        "late_segments": answer["late_segments"],
-        "missed_segments": answer["missed_segments"],
-        "errors": answer["errors"],
-        "worst_lateness_s": answer["worst_lateness_s"],
+        **ramp_run(count, answer),
         "duration_s": round(seconds, 1),
         "fragments_published": fragments,
         "viewer_requests": {"playlist": answer["playlist_requests"], "fragment": answer["segment_requests"]},

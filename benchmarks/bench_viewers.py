@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service_lab import LOAD_STACK, RESULTS, ROOT, Service, bench_service, host_info, lab_arguments, ramp_arguments
+from service_lab import LOAD_STACK, RESULTS, ROOT, Service, bench_service, host_info, lab_arguments, ramp_arguments, ramp_run
 from livestream_lab.machines import in_network_of, unit_cgroup, unit_pids
 from livestream_testing.lab import STREAM
 from livestream_probes.cpu import cgroup_cpu_seconds, cgroup_sampler, host_cpu
@@ -180,13 +180,7 @@ def measure(generator_: Generator, arm: Arm, count: int, args: argparse.Namespac
     busy_after, total_after = host_cpu()
     seconds = answer["duration_s"]
     run = {
-        "viewers": count,
-        "healthy": answer["healthy"],
-        "segments": answer["segments"],
-        "late_segments": answer["late_segments"],
-        "missed_segments": answer["missed_segments"],
-        "errors": answer["errors"],
-        "worst_lateness_s": answer["worst_lateness_s"],
+        **ramp_run(count, answer),
         "duration_s": seconds,
         "mean_segment_bytes": round(answer["bytes"] / answer["segments"]) if answer["segments"] else None,
         "nginx_cpu_per_s": round(answer["server_cpu_s"] / seconds, 4),

@@ -116,6 +116,12 @@ def ramp_arguments(parser: argparse.ArgumentParser, *, start: int, limit: int, l
                         help="the whole benchmark, lab bring-up included, ends within this (the ramp stops early)")
 
 
+def ramp_run(count: int, answer: dict) -> dict:
+    """What every ramping benchmark reports of a run, from its viewers' LoadReport.summary()."""
+    return {"viewers": count, **{key: answer[key] for key in (
+        "healthy", "segments", "late_segments", "missed_segments", "errors", "worst_lateness_s")}}
+
+
 def host_info(load_before: float | None = None, load_after: float | None = None) -> dict:
     """What a figure from this host needs next to it: its CPUs, kernel and memory, and its
     load average (1 minute) before and after the run."""

@@ -24,12 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
 
 from ansible_collections.livestream.aws.plugins.module_utils.cdn import ORIGIN_HEADER, origin_name
 from livestream_lab import lab as lab_flow
+from livestream_lab.stack import cloudfront_client
 from livestream_probes.hls import HlsClient, new_session
 from livestream_probes.net import OPEN, tcp_state
 from livestream_testing.lab import STREAM, aws_environment
@@ -62,28 +62,25 @@ def wait_resolves(name: str, address: str, timeout: float = DNS_WAIT_S) -> str |
     return answer
 
 
-def site(lab_config, lab, playbook: str | Path, cdn: str, log_name: str) -> float:
-    """``playbook`` (site.yml, or livestream.aws.cdn) the way the lab's bring-up runs site.yml
-    (the lab's inventory, its API's environment and settings), with ``livestream_cdn`` on top;
-    its seconds. The output goes to tests/output/e2e/<log_name>.log."""
+def site(lab_config, lab, cdn: str, log_name: str) -> float:
+    """site.yml the way the lab's bring-up runs it (the lab's inventory, its API's environment
+    and settings), with ``livestream_cdn`` on top; its seconds. The output goes to
+    tests/output/e2e/<log_name>.log."""
     vpc = ipaddress.ip_network(lab_flow.State(lab_config)["vpc_cidr"])
     extra_vars = {**lab_flow.configure_vars(lab_config, vpc, lab), "livestream_cdn": cdn}
     started = time.monotonic()
-    result = subprocess.run(["ansible-playbook", "-i", lab["inventory"], str(playbook), "-e", json.dumps(extra_vars)],
+    result = subprocess.run(["ansible-playbook", "-i", lab["inventory"], str(lab_flow.SITE), "-e", json.dumps(extra_vars)],
                             env={**os.environ, **aws_environment(lab_config)}, cwd=lab_config.state_dir,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900, check=False)
     OUTPUT.mkdir(parents=True, exist_ok=True)
     (OUTPUT / f"{log_name}.log").write_text(result.stdout)
-    assert result.returncode == 0, f"{playbook} with livestream_cdn={cdn} failed:\n{result.stdout[-3000:]}"
+    assert result.returncode == 0, f"site.yml with livestream_cdn={cdn} failed:\n{result.stdout[-3000:]}"
     return time.monotonic() - started
 
 
 def distributions(lab_config, domain: str) -> list[dict]:
     """The lab API's distributions that serve ``domain``, with their configuration."""
-    env = aws_environment(lab_config)
-    cloudfront = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                                       aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-                                       region_name="us-east-1").client("cloudfront", endpoint_url=env["AWS_ENDPOINT_URL"])
+    cloudfront = cloudfront_client(aws_environment(lab_config))
     found = []
     for item in cloudfront.list_distributions()["DistributionList"].get("Items", []) or []:
         if domain in (item.get("Aliases") or {}).get("Items", []):
@@ -96,7 +93,7 @@ def cdn(lab_config, lab):
     """The service behind the lab's CloudFront (site.yml with livestream_cdn: cloudfront)."""
     domain, origin = lab["domain"], origin_name(lab["domain"])
     assert resolved(domain) == lab["frontend_address"], "the lab is not as the other suites leave it: no CDN"
-    print(f"switching on: {site(lab_config, lab, lab_flow.SITE, 'cloudfront', 'cdn-on'):.0f} s")
+    print(f"switching on: {site(lab_config, lab, 'cloudfront', 'cdn-on'):.0f} s")
     [config] = distributions(lab_config, domain)
     secret = (lab_config.state_dir / "credentials" / "cdn-origin-secret").read_text().split()[0]
     # the header as curl reads it from a file: never on a command line
