@@ -2,7 +2,7 @@
 #
 #   make lab        bring up the whole service on this machine (moto + nspawn + pebble)
 #   make lab-down   remove every trace of the lab
-#   make test       lint, sanity, pytest suites, molecule scenarios
+#   make test       lint, sanity, pytest suites, molecule
 #   make unit       tests/unit alone (no lab, no AWS API)
 #   make bench      every benchmark (prints figures, writes benchmarks/results/*.json)
 #   make build      the collection tarball in build/
@@ -35,7 +35,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export LIVESTREAM_TLS_VENV := $(TLS_VENV)
 
-.PHONY: help setup setup-lab test unit lint sanity pytest molecule build lab lab-down bench clean
+.PHONY: help setup setup-lab test test-other unit lint sanity pytest pytest-service molecule build lab lab-down bench clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -63,10 +63,27 @@ $(TLS_VENV)/.installed: requirements-tls.txt
 
 ## tests -----------------------------------------------------------------------------
 
+# Two lanes side by side, one per core: the service suites (tests/e2e, tests/faults and the
+# modules that switch their lab: the ones that time playback) at normal priority, and the rest
+# (lint, sanity, every other pytest suite, molecule) niced, so that it takes what the first
+# leaves idle. The rest's output goes to build/test-other.log, printed once both have ended;
+# either failing fails the run (each lane stops at its own first failure).
+TEST_OTHER_LOG := build/test-other.log
+
 test: setup-lab
+	@mkdir -p build
+	@echo "== beside the service suites, niced: lint, sanity, the other suites, molecule ($(TEST_OTHER_LOG))"
+	@setsid nice -n 10 $(MAKE) --no-print-directory test-other > $(TEST_OTHER_LOG) 2>&1 & other=$$!; \
+	trap 'kill -- -$$other 2>/dev/null; exit 130' INT TERM; \
+	status=0; $(MAKE) --no-print-directory pytest-service || status=$$?; \
+	wait $$other || status=$$?; trap - INT TERM; \
+	echo "== lint, sanity, the other suites, molecule ($(TEST_OTHER_LOG))"; cat $(TEST_OTHER_LOG); \
+	exit $$status
+
+test-other: setup-lab
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory sanity
-	$(MAKE) --no-print-directory pytest
+	pytest --ignore=tests/e2e --ignore=tests/faults
 	$(MAKE) --no-print-directory molecule
 
 # ansible-lint puts its cache's collections ($$ANSIBLE_HOME, else ~/.ansible) before ours: a
@@ -97,24 +114,19 @@ sanity: setup
 pytest: setup-lab
 	pytest
 
+pytest-service: setup-lab
+	pytest tests/e2e tests/faults
+
 unit: setup
 	pytest tests/unit
 
-# The scenarios share one lab (stack molecule): brought up by the first one's create, taken
-# down once at the end. Each role still converges from scratch in a scenario (backend: the bastion,
-# then the backend, whose apt goes through it; frontend), then default runs configure.yml on the
-# whole stack, its idempotence and the full verifier. The first failure stops the run and fails it.
-MOLECULE_SCENARIOS := backend frontend default
-
+# One scenario, default (molecule/): the whole stack on a lab of its own (stack molecule), every
+# role from scratch, idempotence, the verifier; molecule takes the lab down at the end, whatever
+# happened. reset: molecule's record of the instances (~/.ansible/tmp) would otherwise say
+# "already created" for a lab that an earlier run took down, and converge would find no host.
 molecule: setup-lab
-	$(BIN)/python -m livestream_lab --stack molecule down
-	@# molecule's own record of the instances (~/.ansible/tmp): with no destroy step it would say
-	@# "already created" for a lab the previous run took down, and converge would find no host
-	@for scenario in $(MOLECULE_SCENARIOS); do molecule reset -s "$$scenario" >/dev/null; done
-	@status=0; for scenario in $(MOLECULE_SCENARIOS); do \
-	  echo "== molecule test -s $$scenario"; molecule test -s "$$scenario" || { status=1; break; }; \
-	done; \
-	$(BIN)/python -m livestream_lab --stack molecule down; exit $$status
+	molecule reset >/dev/null
+	molecule test
 
 build: setup
 	mkdir -p build

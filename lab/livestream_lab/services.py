@@ -11,6 +11,7 @@ All listen on lab addresses only (the transit address or the VPC resolver addres
 
 from __future__ import annotations
 
+import fcntl
 import json
 import socket
 import ssl
@@ -187,16 +188,21 @@ def _hosts_block(lab: LabConfig, stack: Stack) -> None:
 
 def _rewrite_hosts(lab: LabConfig, block: list[str]) -> None:
     begin, end = _hosts_markers(lab)
-    kept, inside = [], False
-    for line in HOSTS_FILE.read_text().splitlines():
-        if line == begin:
-            inside = True
-        elif line == end:
-            inside = False
-        elif not inside:
-            kept.append(line)
-    # written in place: /etc/hosts may be a bind mount that a rename would not replace
-    HOSTS_FILE.write_text("\n".join(kept + block) + "\n")
+    config.STATE_ROOT.mkdir(parents=True, exist_ok=True)
+    # labs of other stacks rewrite their blocks too (make test runs two at once): one at a time,
+    # or one's read-modify-write would drop another's block
+    with open(config.STATE_ROOT / ".hosts.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        kept, inside = [], False
+        for line in HOSTS_FILE.read_text().splitlines():
+            if line == begin:
+                inside = True
+            elif line == end:
+                inside = False
+            elif not inside:
+                kept.append(line)
+        # written in place: /etc/hosts may be a bind mount that a rename would not replace
+        HOSTS_FILE.write_text("\n".join(kept + block) + "\n")
 
 
 def remove_hosts_block(lab: LabConfig) -> None:
