@@ -32,7 +32,8 @@ How nginx models CloudFront (each rule's source is in lab/README.md):
 - how long a response stays: a second nginx hop (a unix socket per behaviour) computes
   CloudFront's TTL from the origin's answer and hands it to the cache as X-Accel-Expires;
   the cache layer ignores Cache-Control/Expires itself;
-- request collapsing is proxy_cache_lock; X-Cache as CloudFront sets it.
+- request collapsing is proxy_cache_lock, for behaviours that may cache (MaxTTL above 0);
+  X-Cache as CloudFront sets it.
 """
 
 from __future__ import annotations
@@ -359,14 +360,21 @@ def _location(behaviour: dict, name: str, ident: str, via: str) -> list[str]:
             lines.append(f"    proxy_set_header {header} $http_{header.lower().replace('-', '_')};")
     if cookies != "none":
         lines.append("    proxy_set_header Cookie $http_cookie;")
+    # request collapsing: one request to the origin per object, the others wait for it. Not
+    # for a behaviour that never caches (MaxTTL 0: live playlists, beacons): nginx's lock would
+    # hold every other viewer until the first response, then let them through one at a time
+    # (polling every half second), where CloudFront hands them all that one response; without
+    # the lock each goes to the origin at once (more origin requests than CloudFront's, never a
+    # delay it would not add)
+    collapse = int(behaviour.get("MaxTTL", 31536000) or 0) > 0
     lines += [f"    proxy_cache lsedge_{ident};",
               f"    proxy_cache_key {'$request_uri' if query else '$lsedge_path'};",
-              "    proxy_cache_methods GET HEAD;",
-              # request collapsing: one request to the origin per object, the others wait for it
-              "    proxy_cache_lock on;", "    proxy_cache_lock_age 10s;", "    proxy_cache_lock_timeout 10s;",
-              # an expired object is revalidated (If-Modified-Since / If-None-Match)
-              "    proxy_cache_revalidate on;",
-              # the TTL comes from the hop to the origin (CloudFront's rules), nothing else
+              "    proxy_cache_methods GET HEAD;"]
+    lines += (["    proxy_cache_lock on;", "    proxy_cache_lock_age 10s;", "    proxy_cache_lock_timeout 10s;"]
+              if collapse else ["    proxy_cache_lock off;"])
+    # an expired object is revalidated (If-Modified-Since / If-None-Match); the TTL comes from
+    # the hop to the origin (CloudFront's rules), nothing else
+    lines += ["    proxy_cache_revalidate on;",
               "    proxy_ignore_headers Cache-Control Expires Vary" + (" Set-Cookie;" if cookies == "none" else ";")]
     if cookies == "none":
         lines.append("    proxy_hide_header Set-Cookie;")

@@ -132,6 +132,8 @@ def test_the_viewers_behaviour_reaches_the_origin_every_time_with_its_query_stri
     assert lines[0] == 'location ~ "^/viewers$" {'
     assert "    proxy_pass http://v$request_uri;" in lines
     assert "    proxy_cache_key $request_uri;" in lines
+    # never cached: no lock holding the other viewers' beacons behind the first one
+    assert "    proxy_cache_lock off;" in lines and "    proxy_cache_lock on;" not in lines
     # a path pattern that CloudFront evaluates before the playlists' and the default
     assert re.fullmatch(edge.path_pattern("/viewers"), "/viewers")
     assert not re.fullmatch(edge.path_pattern("/viewers"), "/viewers.m3u8")
