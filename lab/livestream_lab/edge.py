@@ -142,6 +142,13 @@ def _behaviours(distribution_config: dict) -> list[dict]:
     return _items(distribution_config.get("CacheBehaviors")) + [distribution_config["DefaultCacheBehavior"]]
 
 
+def _max_ttl(behaviour: dict) -> int:
+    """The longest a behaviour keeps anything: its MaxTTL (CloudFront's default a year when
+    unset), never below its MinTTL."""
+    high = int(behaviour.get("MaxTTL", 31536000) if behaviour.get("MaxTTL") is not None else 31536000)
+    return max(high, int(behaviour.get("MinTTL", 0) or 0))
+
+
 def _ttl_maps(name: str, behaviour: dict, errors: dict[int, int]) -> list[str]:
     """nginx maps that compute CloudFront's TTL for one behaviour from the origin's answer
     (in the hop that talks to the origin): ``$<name>_xae``, the seconds the cache keeps it.
@@ -153,8 +160,7 @@ def _ttl_maps(name: str, behaviour: dict, errors: dict[int, int]) -> list[str]:
     and 501 with no-cache/no-store/private are not cached; other errors are not cached."""
     low = int(behaviour.get("MinTTL", 0) or 0)
     default = int(behaviour.get("DefaultTTL", 86400) if behaviour.get("DefaultTTL") is not None else 86400)
-    high = int(behaviour.get("MaxTTL", 31536000) if behaviour.get("MaxTTL") is not None else 31536000)
-    high = max(high, low)
+    high = _max_ttl(behaviour)
     lines = [
         f"map $upstream_http_cache_control ${name}_age {{",
         r'    "~*(?:^|[\s,])s-maxage\s*=\s*\"?0*(\d+)" $1;',
@@ -366,7 +372,7 @@ def _location(behaviour: dict, name: str, ident: str, via: str) -> list[str]:
     # (polling every half second), where CloudFront hands them all that one response; without
     # the lock each goes to the origin at once (more origin requests than CloudFront's, never a
     # delay it would not add)
-    collapse = int(behaviour.get("MaxTTL", 31536000) or 0) > 0
+    collapse = _max_ttl(behaviour) > 0
     lines += [f"    proxy_cache lsedge_{ident};",
               f"    proxy_cache_key {'$request_uri' if query else '$lsedge_path'};",
               "    proxy_cache_methods GET HEAD;"]
