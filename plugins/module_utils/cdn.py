@@ -132,7 +132,7 @@ def distribution_config(name, *, domain, certificate_arn, origin_secret, fragmen
         "OriginShield": ({"Enabled": True, "OriginShieldRegion": origin_shield_region}
                          if origin_shield_region else {"Enabled": False}),
     }
-    playlist_ttl = int(fragment_seconds) // 2
+    playlist_ttl = int(float(fragment_seconds) / 2)
     return {
         "CallerReference": f"livestream-{name}-cdn",
         "Comment": comment(name),

@@ -140,6 +140,9 @@ def domain_errors(domain, hosted_zone):
 REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
 ORIGIN_SECRET = re.compile(r"^[A-Za-z0-9._+/=-]{32,256}$")
 CDN_KINDS = ("none", "cloudfront")
+# below half a second, requests per viewer and nginx-rtmp's millisecond timestamps decide more than the
+# encoder (roles/streams checks the same bound)
+MIN_FRAGMENT_SECONDS = 0.5
 
 
 def cdn_errors(params):
@@ -160,9 +163,9 @@ def cdn_errors(params):
     if region and not REGION_NAME.match(region):
         errors.append(f"Origin Shield region {region!r} (origin_shield_region, livestream_cdn_origin_shield_region) "
                       "is not a region name such as eu-west-1")
-    if int(params.get("fragment_seconds") or 0) < 1:
+    if float(params.get("fragment_seconds") or 0) < MIN_FRAGMENT_SECONDS:
         errors.append(f"fragment length {params.get('fragment_seconds')!r} (fragment_seconds, "
-                      "livestream_hls_fragment_seconds) must be a whole number of seconds, 1 or more")
+                      f"livestream_hls_fragment_seconds) must be {MIN_FRAGMENT_SECONDS} s or more")
     if int(params.get("wait_timeout") or 0) < 0:
         errors.append(f"wait timeout {params.get('wait_timeout')!r} (wait_timeout, livestream_cdn_wait_seconds) "
                       "is negative")

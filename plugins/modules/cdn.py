@@ -46,8 +46,10 @@ options:
     type: str
   fragment_seconds:
     description:
-      - The HLS fragment length in seconds; playlists are cached for half of it at most.
-    type: int
+      - The HLS fragment length in seconds (at least 0.5); playlists are cached for half of it at
+        most (CloudFront counts whole seconds, so below 2 s never, every request revalidated and
+        simultaneous ones collapsed into one).
+    type: float
     default: 1
   origin_shield_region:
     description:
@@ -136,7 +138,7 @@ def main():
             options.NAME, options.DNS,
             state=dict(type="str", choices=["present", "absent"], default="present"),
             origin_secret=dict(type="str", no_log=True),
-            fragment_seconds=dict(type="int", default=1),
+            fragment_seconds=dict(type="float", default=1),
             origin_shield_region=dict(type="str", default=""),
             wait_timeout=dict(type="int", default=1800),
         ),

@@ -95,7 +95,7 @@ def test_an_undelegated_zone_leaves_the_certificate_waiting_and_says_why(aws, zo
 @pytest.mark.parametrize("override, message", [
     ({"origin_secret": "short"}, "the origin secret (origin_secret, livestream_cdn_origin_secret) must be 32"),
     ({"origin_shield_region": "Ireland"}, "Origin Shield region 'Ireland' (origin_shield_region"),
-    ({"fragment_seconds": 0}, "fragment length 0 (fragment_seconds, livestream_hls_fragment_seconds)"),
+    ({"fragment_seconds": 0.25}, "fragment length 0.25 (fragment_seconds, livestream_hls_fragment_seconds) must be 0.5"),
 ])
 def test_bad_input_is_refused_by_name_before_any_call(aws, zone, ansible, override, message):
     result = ansible.module("livestream.aws.cdn", {**ARGS, **override})

@@ -58,7 +58,7 @@ BAD_INPUTS = [
      "key found in backend_streams"),
     ("frontend", frontend_vars(frontend_streams=[{"name": "nokey", "source": "testsrc"}]), "key found in frontend_streams"),
     ("backend", backend_vars(backend_streams=[dict(GOOD_STREAM, source="/nowhere/clip.mp4")]), "/nowhere/clip.mp4"),
-    ("frontend", frontend_vars(frontend_hls_fragment_seconds=0.5), "0.5"),
+    ("frontend", frontend_vars(frontend_hls_fragment_seconds=0.25), "0.25"),
     ("backend", backend_vars(backend_hls_fragment_seconds=0), "0"),
     ("frontend", frontend_vars(frontend_hls_playlist_fragments=2), "2"),
     # a source filter needs video the backend encodes: not a stream it copies as it is
@@ -69,7 +69,11 @@ BAD_INPUTS = [
     # the stream contract (role livestream.aws.streams) checks each role's own values, and names
     # that role's variable and the shared one the role's default comes from
     ("frontend", frontend_vars(frontend_streams=[dict(GOOD_STREAM, mode="abr")]), "'abr'"),
-    ("backend", backend_vars(backend_hls_fragment_seconds=1.5), "backend_hls_fragment_seconds is 1.5"),
+    ("backend", backend_vars(backend_hls_fragment_seconds=0.3), "backend_hls_fragment_seconds is 0.3"),
+    # a keyframe every fragment: a whole number of frames
+    ("backend", backend_vars(backend_hls_fragment_seconds=0.5, backend_video_fps=25),
+     "every 0.5 s (backend_hls_fragment_seconds, livestream_hls_fragment_seconds) at 25 frames per second"),
+    ("frontend", frontend_vars(frontend_player_join_fragments=0.5), "frontend_player_join_fragments is 0.5"),
     ("frontend", frontend_vars(frontend_abr_ladder=[{"height": 720, "video_kbps": 2800, "audio_kbps": 128}] * 2,
                                frontend_streams=[dict(GOOD_STREAM, mode="transcode")]), "frontend_abr_ladder"),
     ("backend", {"backend_frontend_address": "10.0.1.10", "livestream_streams": [dict(GOOD_STREAM, key="short")]},
@@ -96,6 +100,9 @@ GOOD_INPUTS = [
     ("frontend", frontend_vars()),
     ("backend", backend_vars()),
     ("frontend", frontend_vars(frontend_player_hls_config={}, frontend_player_target_latency_fragments=0)),
+    # half-second fragments (the low-latency setting)
+    ("frontend", frontend_vars(frontend_hls_fragment_seconds=0.5, frontend_player_join_fragments=0)),
+    ("backend", backend_vars(backend_hls_fragment_seconds=0.5, backend_video_fps=60)),
     ("backend", backend_vars(backend_source_filter="hflip",
                              backend_streams=[GOOD_STREAM, dict(GOOD_STREAM, name="camera", source="rtsp://10.0.2.50/live",
                                                                 mode="transcode")])),

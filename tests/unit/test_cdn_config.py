@@ -36,6 +36,7 @@ def test_the_origin_is_the_frontend_by_its_own_name_over_https_with_the_secret()
 def test_playlists_are_cached_at_most_half_a_fragment_in_whole_seconds_fragments_a_day():
     assert behaviours(config())["*.m3u8"]["MaxTTL"] == 0
     assert behaviours(config(fragment_seconds=4))["*.m3u8"]["MaxTTL"] == 2
+    assert behaviours(config(fragment_seconds=0.5))["*.m3u8"]["MaxTTL"] == 0
     assert behaviours(config())["*.m3u8"]["MinTTL"] == 0
     assert (behaviours(config())["*.ts"]["DefaultTTL"], behaviours(config())["*.ts"]["MaxTTL"]) == (86400, 86400)
     # errors for a second, not CloudFront's 10: a playlist missing for a moment comes back
@@ -93,6 +94,9 @@ def test_bad_cdn_settings_are_named_and_the_secret_is_not_echoed():
     assert "origin_secret" in error and "short" not in error
     assert cdn_errors({**good, "origin_secret": "~" + "a" * 40})  # nginx's map would read it as a regex
     assert cdn_errors({**good, "state": "absent", "origin_secret": None}) == []
+    assert cdn_errors({**good, "fragment_seconds": 0.5}) == []
+    assert cdn_errors({**good, "fragment_seconds": 0.25}) == [
+        "fragment length 0.25 (fragment_seconds, livestream_hls_fragment_seconds) must be 0.5 s or more"]
 
 
 def test_the_lab_s_cloudfront_knows_the_same_aws_names_as_the_collection():

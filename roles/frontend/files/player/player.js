@@ -12,20 +12,35 @@ let playing = null;
 // The player's settings (frontend_player_*), given by the page: the site's
 // Content-Security-Policy allows no inline script.
 const hlsConfig = JSON.parse(video.dataset.hlsConfig || "{}");
+const fragmentSeconds = Number(video.dataset.fragmentSeconds || 0);
+const joinFragments = Number(video.dataset.joinFragments || 0);
 const targetFragments = Number(video.dataset.targetLatencyFragments || 0);
+const liveSyncSettings = ["liveSyncDuration", "liveSyncDurationCount", "liveMaxLatencyDuration",
+  "liveMaxLatencyDurationCount"];
 
-// hls.js refreshes a live media playlist for the first time two fragments after loading
-// it: the player joins further back than that (hlsConfig), and once the playlist has
+// Latencies in seconds, from the fragments' length, not from the playlist's target duration
+// (whole seconds: a 0.5-second fragment's is 1). The page's own live sync settings win: hls.js
+// refuses a mix of both kinds.
+function withJoin(config) {
+  if (!(joinFragments > 0 && fragmentSeconds > 0) || liveSyncSettings.some((key) => key in config)) return config;
+  return { ...config, liveSyncDuration: joinFragments * fragmentSeconds };
+}
+
+// hls.js refreshes a live media playlist for the first time about two fragments after
+// loading it: the player joins further back than that (withJoin), and once the playlist has
 // refreshed and the video plays, moves closer to the live edge, to its target, by playing
-// slightly faster (hls.js's maxLiveSyncPlaybackRate).
+// slightly faster (hls.js's maxLiveSyncPlaybackRate). Fragments longer than the configured
+// length (an encoder's, sent on as they are) count at the length the playlist shows.
 function settleAtTarget(player) {
   if (!(targetFragments > 0)) return;
   const settle = (event, data) => {
-    if (!data.details.live) {
+    const details = data.details;
+    if (!details.live) {
       player.off(Hls.Events.LEVEL_UPDATED, settle);
-    } else if (data.details.advanced && !video.paused && video.currentTime > 0) {
+    } else if (details.advanced && !video.paused && video.currentTime > 0) {
       player.off(Hls.Events.LEVEL_UPDATED, settle);
-      player.targetLatency = targetFragments * data.details.targetduration;
+      const shown = details.averagetargetduration || details.targetduration;
+      player.targetLatency = targetFragments * Math.max(fragmentSeconds || shown, shown);
     }
   };
   player.on(Hls.Events.LEVEL_UPDATED, settle);
@@ -66,7 +81,7 @@ function play(stream, button) {
   delete document.body.dataset.playerError;
   if (hls) { hls.destroy(); hls = null; }
   if (window.Hls && Hls.isSupported()) {
-    hls = new Hls(hlsConfig);
+    hls = new Hls(withJoin(hlsConfig));
     settleAtTarget(hls);
     hls.on(Hls.Events.ERROR, (event, data) => {
       if (!data.fatal) return;
