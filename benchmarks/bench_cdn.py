@@ -53,10 +53,10 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service_lab import RESULTS, ROOT, Service, host_info, lab_arguments, ramp_arguments, ramp_run, require_root
+from service_lab import RESULTS, ROOT, Service, cdn_lab, host_info, lab_arguments, ramp_arguments, ramp_run
 from bench_latency import HEIGHT, RATE, WIDTH, percentile, sample_page_load, settle
-from livestream_lab import config, edge
-from livestream_testing.lab import STREAM, inventory_hosts
+from livestream_lab import edge
+from livestream_testing.lab import STREAM
 from livestream_probes.browser import Browser, BrowserError
 from livestream_probes.hls import HlsClient, Ramp, ramp_viewers, run_viewers
 from livestream_probes.timestamp import stamp_filter
@@ -224,30 +224,6 @@ def step(bench: Bench, arm: Arm, count: int) -> bool:
           + (f"; latency median {latency['median'] / 1000:.2f} s, p95 {latency['p95'] / 1000:.2f} s,"
              f" stalls {run['stalls']}" if latency else ""), flush=True)
     return run["healthy"]
-
-
-@contextlib.contextmanager
-def cdn_lab(stack: str, *, reuse: bool, keep: bool):
-    """The lab under ``stack`` with the CDN on, brought up as a user does it, `python -m
-    livestream_lab up --cdn cloudfront`, its output (which names the stream keys, for OBS) kept
-    out of the benchmark's. With ``reuse``, the one running with the CDN, if any (left up);
-    else a new one, taken down at the end unless ``keep``."""
-    require_root()
-    command = [sys.executable, "-m", "livestream_lab", "--stack", stack]
-    settings = config.load(stack)
-    summary = settings.state_dir / "lab.json"  # what `up` wrote
-    reused = reuse and summary.exists() and json.loads(summary.read_text()).get("cdn") == "cloudfront"
-    if not reused:
-        print(f"bringing up the lab {stack} with the CDN on", flush=True)
-        for action in (["down"], ["up", "--cdn", "cloudfront"]):
-            result = subprocess.run(command + action, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                raise RuntimeError(f"python -m livestream_lab {' '.join(action)} failed:\n{result.stderr[-3000:]}")
-    try:
-        yield Service(settings, json.loads(summary.read_text()), inventory_hosts(settings))
-    finally:
-        if not (reused or keep):
-            subprocess.run(command + ["down"], check=True)
 
 
 def arm_figures(arm: Arm) -> dict:

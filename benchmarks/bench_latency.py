@@ -28,8 +28,11 @@ Prints a table and writes benchmarks/results/latency.json; about 7 minutes on 2 
 bring-up included. The lab is taken down at the end (unless --keep).
 
     .venv/bin/python benchmarks/bench_latency.py [--page-loads 3] [--sample-seconds 10] [--arms ours]
-        [--ours '{"frontend_player_target_latency_fragments": 2}']   (role variables to try)
-        [--stack NAME] [--keep]
+        [--set 'ours={"frontend_player_target_latency_fragments": 2}']   (role variables to try in an arm)
+        [--cdn] [--output latency.json] [--stack NAME] [--keep]
+
+With --cdn, the lab has the CDN on (`up --cdn cloudfront`) and Chromium plays the distribution's
+domain through the lab's edge: the same measurement behind CloudFront.
 
 Figures, not a test: it fails only when the service or the browser does.
 """
@@ -44,7 +47,7 @@ import statistics
 import sys
 import time
 
-from service_lab import RESULTS, ROOT, Service, host_info, lab_arguments, service_lab
+from service_lab import RESULTS, ROOT, Service, cdn_lab, host_info, lab_arguments, service_lab
 from livestream_lab import streams as lab_streams
 from livestream_testing.lab import INGEST_STREAM, STREAM, stream_key
 
@@ -234,7 +237,7 @@ def encoder_for(service: Service, arm: dict, seconds: float) -> Encoder | None:
 
 
 def measure_arm(service: Service, name: str, arm: dict, *, page_loads: int, sample_seconds: float,
-                interval: float = 0.5, extra: dict | None = None) -> dict:
+                interval: float = 0.5, extra: dict | None = None, via_edge: bool = False) -> dict:
     stream = arm.get("stream", STREAM)
     # the backend stamps its own test pattern; an encoder's stream is stamped by the encoder
     stamping = {} if "stream" in arm else {"backend_source_filter": stamp_filter(WIDTH, HEIGHT, RATE)}
@@ -249,7 +252,8 @@ def measure_arm(service: Service, name: str, arm: dict, *, page_loads: int, samp
     configured = time.monotonic() - started
 
     summary = service.summary
-    resolve = {summary["domain"]: summary["frontend_address"]}
+    # the viewers' way in: the CDN's edge when it is on, else the frontend
+    resolve = {summary["domain"]: summary["edge_address" if via_edge else "frontend_address"]}
     client = HlsClient(resolve=resolve, ca_file=summary["ca_cert"])
     url = f"{summary['player_url']}hls/{stream}.m3u8"
     fragment = arm["fragment_seconds"]
@@ -340,26 +344,45 @@ def main() -> None:
     parser.add_argument("--page-loads", type=int, default=3, help="page loads per arm (default 3)")
     parser.add_argument("--sample-seconds", type=float, default=10.0,
                         help="seconds each page load is sampled, every 0.5 s (default 10)")
-    parser.add_argument("--ours", type=json.loads, default=None, metavar="JSON",
-                        help="role variables to try in the ours arm, e.g. "
-                             "'{\"frontend_player_target_latency_fragments\": 2}'")
+    parser.add_argument("--set", action="append", default=[], metavar="ARM=JSON",
+                        help="role variables to try in an arm, on top of its own, e.g. "
+                             "'ours={\"frontend_player_target_latency_fragments\": 2}' (repeatable)")
     parser.add_argument("--arms", default="original,ours,ingest", help=f"comma-separated, of: {', '.join(ARMS)}")
+    parser.add_argument("--cdn", action="store_true",
+                        help="the lab with the CDN on (up --cdn cloudfront), Chromium playing through its edge")
+    parser.add_argument("--output", default=OUTPUT.name, help="the results' file in benchmarks/results (default %(default)s)")
     lab_arguments(parser, STACK, reuse=False)  # its arms reconfigure the service: a lab of its own
     arguments = parser.parse_args()
+    unknown = [name for name in arguments.arms.split(",") if name not in ARMS]
+    if unknown:
+        parser.error(f"--arms: unknown {', '.join(unknown)} (known: {', '.join(ARMS)})")
+    output = RESULTS / arguments.output
+    extra: dict[str, dict] = {}
+    for setting in arguments.set:
+        name, _, text = setting.partition("=")
+        if name not in arguments.arms.split(","):
+            parser.error(f"--set {setting}: {name!r} is not one of the arms measured (--arms {arguments.arms})")
+        try:
+            extra[name] = {**extra.get(name, {}), **json.loads(text)}
+        except ValueError as error:
+            parser.error(f"--set {setting}: not JSON after {name}= ({error})")
 
     started = time.monotonic()
     load_before = os.getloadavg()[0]
-    with service_lab(arguments.stack, keep=arguments.keep) as service:
+    lab = cdn_lab(arguments.stack, reuse=False, keep=arguments.keep) if arguments.cdn else \
+        service_lab(arguments.stack, keep=arguments.keep)
+    with lab as service:
         lab_seconds = time.monotonic() - started
         arms = {name: measure_arm(service, name, ARMS[name], page_loads=arguments.page_loads,
                                   sample_seconds=arguments.sample_seconds,
-                                  extra=arguments.ours if name == "ours" else None)
+                                  extra=extra.get(name), via_edge=arguments.cdn)
                 for name in arguments.arms.split(",")}
     load_after = os.getloadavg()[0]
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": host_info(load_before, load_after),
-        "scope": "the lab's full service: backend ffmpeg -> RTMP -> frontend nginx-rtmp HLS -> HTTPS -> Chromium",
+        "scope": "the lab's full service: backend ffmpeg -> RTMP -> frontend nginx-rtmp HLS -> HTTPS -> "
+                 + ("the lab's CDN edge (CloudFront) -> HTTPS -> Chromium" if arguments.cdn else "Chromium"),
         "method": {"stream": f"test pattern {WIDTH}x{HEIGHT} at {RATE} fps with the capture-time strip",
                    "page_loads": arguments.page_loads, "sample_seconds_per_load": arguments.sample_seconds,
                    "sample_interval_s": 0.5, "browser": "headless Chromium, hls.js of the player page"},
@@ -377,10 +400,10 @@ def main() -> None:
                                     and arms["half-second"]["stalls"] == 0}} if "half-second" in arms else {})},
         "seconds": {"lab": round(lab_seconds, 1), "total": round(time.monotonic() - started, 1)},
     }
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(json.dumps(report, indent=2) + "\n")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)
-    print(f"written to {OUTPUT.relative_to(ROOT)} in {report['seconds']['total']:.0f} s")
+    print(f"written to {output.relative_to(ROOT)} in {report['seconds']['total']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from the host inside the frontend's network namespace (nsenter --net) and reache
 over the machine's loopback: the same path, the same TLS, the same client.
 
 The viewers (probes.hls.run_viewers): one keep-alive HTTPS connection each, join three
-segments behind the live edge, reload the playlist every target duration, fetch each new
+segments behind the live edge, reload the playlist as hls.js does (probes.hls.reload_after), fetch each new
 segment once; a segment is late when a player without a buffer of its own would stall
 for it. The two arms ramp in lockstep, taking turns (probes.hls.ramp_viewers): double the
 viewers from --start until a count fails (--tries runs at it, each with a late, missed or
@@ -49,6 +49,7 @@ from livestream_probes.hls import HlsClient, Ramp, ramp_viewers, run_viewers
 
 OUTPUT = RESULTS / "viewers.json"
 AIM = 0.9  # of the ceiling's viewers
+FRAGMENTS_AIM = 0.8  # of the first fragment length's viewers (ours), for every other one
 IDLE_SECONDS = 10
 TEARDOWN_SECONDS = 30  # the bare nginx stopped, the lab taken down, the report written
 BARE_UNIT = "livestream-bench-bare-nginx"
@@ -182,6 +183,8 @@ def measure(generator_: Generator, arm: Arm, count: int, args: argparse.Namespac
     run = {
         **ramp_run(count, answer),
         "duration_s": seconds,
+        "playlist_requests": answer["playlist_requests"],
+        "segment_requests": answer["segment_requests"],
         "mean_segment_bytes": round(answer["bytes"] / answer["segments"]) if answer["segments"] else None,
         "nginx_cpu_per_s": round(answer["server_cpu_s"] / seconds, 4),
         "nginx_cpu_per_s_per_viewer": round(answer["server_cpu_s"] / seconds / count, 7),
@@ -222,54 +225,38 @@ def arm_figures(arm: Arm) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    lab_arguments(parser, LOAD_STACK)
-    ramp_arguments(parser, start=60, limit=960, limit_help="most viewers ever run (each is a connection; nginx has 1024 per worker)",
-                   step_seconds=15, max_seconds=570)
-    parser.add_argument("--generator", nargs=2, metavar=("CA", "DOMAIN"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.generator:
-        generator(*args.generator)
-        return
-
-    began = time.monotonic()
-    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    with bench_service(args.stack, reuse=args.reuse, keep=args.keep) as service:
-        frontend = service.machines["frontend"]["name"]
-        domain = service.summary["domain"]
-        workers = nginx_workers(service, frontend)
-        arms = [Arm("ours", "the frontend role's nginx (443: RTMP ingest, HLS packaging, HTTPS with our settings)",
-                    f"https://{domain}/hls/{STREAM}.m3u8", "nginx.service"),
-                Arm("bare", "bare nginx, the same binary, certificate and files, static only (the ceiling)",
-                    f"https://{domain}:{BARE_PORT}/hls/{STREAM}.m3u8", f"{BARE_UNIT}.service")]
-        load_before = os.getloadavg()
-        with bare_nginx(service, frontend, domain, workers):
-            generator_ = Generator(service, frontend, domain)
-            try:
-                for arm in arms:
-                    if not generator_.ask({"op": "ready", "url": arm.url, "timeout_s": 20}, timeout_s=60)["ok"]:
-                        sys.exit(f"{arm.name}: the stream does not move at {arm.url}")
-                    arm.cgroup = unit_cgroup(service.lab, frontend, arm.unit)
-                # nginx-rtmp's ingest and packaging cost ours something with no viewer at all
-                idle_before = [cgroup_cpu_seconds(arm.cgroup) for arm in arms]
-                idle_started = time.monotonic()
-                time.sleep(IDLE_SECONDS)  # a measurement window, not a wait for something
-                idle_seconds = time.monotonic() - idle_started
-                for arm, before in zip(arms, idle_before):
-                    arm.idle_cpu_per_s = round((cgroup_cpu_seconds(arm.cgroup) - before) / idle_seconds, 4)
-                deadline = began + args.max_seconds - TEARDOWN_SECONDS
-                print(f"viewer capacity on {service.lab.stack} (2 arms in lockstep, {args.step_seconds:.0f} s runs,"
-                      f" up to {args.limit} viewers, {deadline - time.monotonic():.0f} s left for them); idle nginx CPU s/s:"
-                      f" ours {arms[0].idle_cpu_per_s}, bare {arms[1].idle_cpu_per_s}", flush=True)
-                for arm in arms:
-                    arm.ramp = Ramp(lambda count, arm=arm: step(generator_, arm, count, args),
-                                    start=args.start, limit=args.limit, tries=args.tries)
-                # both arms in lockstep, taking turns at going first; no run that could end past the deadline
-                complete = ramp_viewers(*(arm.ramp for arm in arms), deadline=deadline, run_s=args.step_seconds + 5)
-            finally:
-                generator_.close()
-        load_after = os.getloadavg()
+def phase(service: Service, generator_: Generator, fragment_s: float | None, args: argparse.Namespace,
+          deadline: float) -> dict:
+    """Both servers ramped in lockstep with the lab's fragments of fragment_s seconds (None:
+    as the lab is); the arms' figures, their CPU at the same load and the aim."""
+    if fragment_s is not None:
+        print(f"fragments of {fragment_s:g} s: configure.yml with livestream_hls_fragment_seconds={fragment_s:g}", flush=True)
+        service.configure(livestream_hls_fragment_seconds=fragment_s)
+    frontend = service.machines["frontend"]["name"]
+    domain = service.summary["domain"]
+    arms = [Arm("ours", "the frontend role's nginx (443: RTMP ingest, HLS packaging, HTTPS with our settings)",
+                f"https://{domain}/hls/{STREAM}.m3u8", "nginx.service"),
+            Arm("bare", "bare nginx, the same binary, certificate and files, static only (the ceiling)",
+                f"https://{domain}:{BARE_PORT}/hls/{STREAM}.m3u8", f"{BARE_UNIT}.service")]
+    for arm in arms:
+        if not generator_.ask({"op": "ready", "url": arm.url, "timeout_s": 20}, timeout_s=60)["ok"]:
+            sys.exit(f"{arm.name}: the stream does not move at {arm.url}")
+        arm.cgroup = unit_cgroup(service.lab, frontend, arm.unit)
+    # nginx-rtmp's ingest and packaging cost ours something with no viewer at all
+    idle_before = [cgroup_cpu_seconds(arm.cgroup) for arm in arms]
+    idle_started = time.monotonic()
+    time.sleep(IDLE_SECONDS)  # a measurement window, not a wait for something
+    idle_seconds = time.monotonic() - idle_started
+    for arm, before in zip(arms, idle_before):
+        arm.idle_cpu_per_s = round((cgroup_cpu_seconds(arm.cgroup) - before) / idle_seconds, 4)
+    print(f"viewer capacity on {service.lab.stack} (2 arms in lockstep, {args.step_seconds:.0f} s runs,"
+          f" up to {args.limit} viewers, {deadline - time.monotonic():.0f} s left for them); idle nginx CPU s/s:"
+          f" ours {arms[0].idle_cpu_per_s}, bare {arms[1].idle_cpu_per_s}", flush=True)
+    for arm in arms:
+        arm.ramp = Ramp(lambda count, arm=arm: step(generator_, arm, count, args),
+                        start=args.start, limit=args.limit, tries=args.tries)
+    # both arms in lockstep, taking turns at going first; no run that could end past the deadline
+    complete = ramp_viewers(*(arm.ramp for arm in arms), deadline=deadline, run_s=args.step_seconds + 5)
 
     ours, bare = arms
     # nginx's CPU at the same load: every count both arms served, summed (one run is noisy
@@ -277,17 +264,9 @@ def main() -> None:
     common = sorted({run["viewers"] for run in ours.runs if run["healthy"] and bare.run_at(run["viewers"])})
     ours_cpu = sum(ours.run_at(count)["nginx_cpu_per_s"] for count in common)
     bare_cpu = sum(bare.run_at(count)["nginx_cpu_per_s"] for count in common)
-    report = {
-        "date": date,
-        "host": host_info(load_before[0], load_after[0]),
-        "settings": {
-            "stack": service.lab.stack, "stream": STREAM, "nginx_workers": workers,
-            "generator": "probes.hls.run_viewers in one process on the host, in the frontend's network namespace,"
-                         " to both servers over the frontend's loopback (HTTPS, HTTP/1.1 keep-alive, TLS verified)",
-            "start_viewers": args.start, "limit_viewers": args.limit, "step_seconds": args.step_seconds,
-            "join_seconds": args.join_seconds, "max_seconds": args.max_seconds, "precision": "1/16 of the viewers",
-            "tries": args.tries, "ramp_complete": complete,
-        },
+    figures = {
+        "fragment_seconds": fragment_s,
+        "ramp_complete": complete,
         "arms": {arm.name: arm_figures(arm) for arm in arms},
         "same_load": None if not common else {
             "viewers": common,
@@ -301,29 +280,125 @@ def main() -> None:
         "aim": {"fraction_of_ceiling": AIM,
                 "ours_over_bare": round(ours.ramp.best / bare.ramp.best, 3) if bare.ramp.best else None,
                 "met": bool(bare.ramp.best) and ours.ramp.best >= AIM * bare.ramp.best},
-        "seconds": round(time.monotonic() - began, 1),
     }
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(json.dumps(report, indent=2) + "\n")
+    print_phase(figures, arms)
+    return figures
 
+
+def print_phase(figures: dict, arms: list[Arm]) -> None:
+    fragments = "" if figures["fragment_seconds"] is None else f" (fragments of {figures['fragment_seconds']:g} s)"
     print(f"\n{'arm':<6} {'sustained':>9} {'first late':>10} {'nginx CPU s/s':>13} {'per viewer':>12}"
-          f" {'net of idle':>12} {'generator':>9} {'host busy':>9}")
+          f" {'net of idle':>12} {'generator':>9} {'host busy':>9}{fragments}")
     for arm in arms:
+        assert arm.ramp is not None
         at = arm.run_at(arm.ramp.best) or {}
         print(f"{arm.name:<6} {arm.ramp.best:>9} {str(arm.ramp.bad or '-'):>10} {at.get('nginx_cpu_per_s', float('nan')):>13.3f}"
               f" {at.get('nginx_cpu_per_s_per_viewer', float('nan')) * 1000:>9.3f} ms"
               f" {at.get('nginx_cpu_per_s_per_viewer_net_of_idle', float('nan')) * 1000:>9.3f} ms"
               f" {at.get('generator_cpu_per_s', float('nan')):>9.3f} {at.get('host_busy', float('nan')):>9.0%}")
-    if report["same_load"]:
-        same = report["same_load"]
+    if figures["same_load"]:
+        same = figures["same_load"]
         print(f"nginx CPU at the same load ({', '.join(map(str, same['viewers']))} viewers): ours / bare ="
               f" {same['ours_over_bare']} (net of ours' idle cost {same['ours_over_bare_net_of_idle']});"
               f" where nginx is the limit, ours would serve {same['bare_over_ours']:.0%} of the ceiling's viewers")
-    aim = report["aim"]
+    aim = figures["aim"]
     print(f"aim: ours >= {AIM:.0%} of the ceiling's viewers: {aim['ours_over_bare']} -> {'met' if aim['met'] else 'NOT met'}"
-          f"{'' if complete else ' (the ramp ran out of time before it was refined)'}")
-    print(f"{report['seconds']:.0f} s; written to {OUTPUT.relative_to(ROOT)}")
+          f"{'' if figures['ramp_complete'] else ' (the ramp ran out of time before it was refined)'}", flush=True)
 
+
+def requests_per_viewer_per_s(figures: dict) -> float | None:
+    """What one viewer asks of ours each second (playlists and segments), at the most viewers served."""
+    at = figures["arms"]["ours"]["at_sustained"]
+    if not at or not at.get("duration_s"):
+        return None
+    return round((at["playlist_requests"] + at["segment_requests"]) / at["viewers"] / at["duration_s"], 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    lab_arguments(parser, LOAD_STACK)
+    ramp_arguments(parser, start=60, limit=960, limit_help="most viewers ever run (each is a connection; nginx has 1024 per worker)",
+                   step_seconds=15, max_seconds=570)
+    parser.add_argument("--fragment-seconds", type=lambda text: [float(value) for value in text.split(",")],
+                        default=[None], metavar="S[,S...]",
+                        help="ramp both servers once per fragment length, in this order, the lab reconfigured for each"
+                             " (livestream_hls_fragment_seconds) and back to its own at the end; the first is the"
+                             " baseline of the others (default: the lab as it is, once). Each takes its share of --max-seconds")
+    parser.add_argument("--generator", nargs=2, metavar=("CA", "DOMAIN"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generator:
+        generator(*args.generator)
+        return
+
+    began = time.monotonic()
+    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    phases = []
+    with bench_service(args.stack, reuse=args.reuse, keep=args.keep) as service:
+        frontend = service.machines["frontend"]["name"]
+        domain = service.summary["domain"]
+        workers = nginx_workers(service, frontend)
+        load_before = os.getloadavg()
+        with bare_nginx(service, frontend, domain, workers):
+            generator_ = Generator(service, frontend, domain)
+            try:
+                for number, fragment_s in enumerate(args.fragment_seconds):
+                    # the time left, shared evenly by the phases still to run
+                    left = began + args.max_seconds - TEARDOWN_SECONDS - time.monotonic()
+                    deadline = time.monotonic() + left / (len(args.fragment_seconds) - number)
+                    phases.append(phase(service, generator_, fragment_s, args, deadline))
+            finally:
+                generator_.close()
+                if args.fragment_seconds != [None]:
+                    service.configure()  # the lab's own settings again, for a benchmark that reuses it
+        load_after = os.getloadavg()
+
+    report = {
+        "date": date,
+        "host": host_info(load_before[0], load_after[0]),
+        "settings": {
+            "stack": service.lab.stack, "stream": STREAM, "nginx_workers": workers,
+            "generator": "probes.hls.run_viewers in one process on the host, in the frontend's network namespace,"
+                         " to both servers over the frontend's loopback (HTTPS, HTTP/1.1 keep-alive, TLS verified)",
+            "start_viewers": args.start, "limit_viewers": args.limit, "step_seconds": args.step_seconds,
+            "join_seconds": args.join_seconds, "max_seconds": args.max_seconds, "precision": "1/16 of the viewers",
+            "tries": args.tries,
+        },
+        "phases": phases,
+        "seconds": round(time.monotonic() - began, 1),
+    }
+    baseline = phases[0]
+    for figures in phases:
+        figures["requests_per_viewer_per_s"] = requests_per_viewer_per_s(figures)
+    if len(phases) > 1:
+        # a fragment length against the first: its viewers, and its nginx CPU per viewer, relative
+        report["fragments"] = {
+            "aim": {"ours_over_baseline": FRAGMENTS_AIM},
+            **{f"{figures['fragment_seconds']:g}": {
+                "ours_over_baseline": round(figures["arms"]["ours"]["sustained_viewers"]
+                                            / baseline["arms"]["ours"]["sustained_viewers"], 3)
+                if baseline["arms"]["ours"]["sustained_viewers"] else None,
+                "bare_over_baseline": round(figures["arms"]["bare"]["sustained_viewers"]
+                                            / baseline["arms"]["bare"]["sustained_viewers"], 3)
+                if baseline["arms"]["bare"]["sustained_viewers"] else None,
+                "requests_per_viewer_per_s": figures["requests_per_viewer_per_s"],
+                "met": bool(baseline["arms"]["ours"]["sustained_viewers"])
+                and figures["arms"]["ours"]["sustained_viewers"] >= FRAGMENTS_AIM * baseline["arms"]["ours"]["sustained_viewers"],
+            } for figures in phases[1:]},
+        }
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(json.dumps(report, indent=2) + "\n")
+
+    print()
+    for figures in phases:
+        fragments = "as the lab is" if figures["fragment_seconds"] is None else f"{figures['fragment_seconds']:g} s"
+        print(f"fragments {fragments}: ours {figures['arms']['ours']['sustained_viewers']} viewers,"
+              f" bare {figures['arms']['bare']['sustained_viewers']};"
+              f" {figures['requests_per_viewer_per_s']} requests per viewer per second")
+    for name, versus in report.get("fragments", {}).items():
+        if name != "aim":
+            print(f"fragments of {name} s against {baseline['fragment_seconds']:g} s: ours x{versus['ours_over_baseline']}"
+                  f" (bare x{versus['bare_over_baseline']}); aim >= {FRAGMENTS_AIM}: {'met' if versus['met'] else 'NOT met'}")
+    print(f"{report['seconds']:.0f} s; written to {OUTPUT.relative_to(ROOT)}")
 
 if __name__ == "__main__":
     main()

@@ -91,6 +91,30 @@ def bench_service(stack: str, *, reuse: bool = False, keep: bool = False):
         yield service
 
 
+@contextlib.contextmanager
+def cdn_lab(stack: str, *, reuse: bool, keep: bool):
+    """The lab under ``stack`` with the CDN on, brought up as a user does it, `python -m
+    livestream_lab up --cdn cloudfront`, its output (which names the stream keys, for OBS) kept
+    out of the benchmark's. With ``reuse``, the one running with the CDN, if any (left up);
+    else a new one, taken down at the end unless ``keep``."""
+    require_root()
+    command = [sys.executable, "-m", "livestream_lab", "--stack", stack]
+    settings = config.load(stack)
+    summary = settings.state_dir / "lab.json"  # what `up` wrote
+    reused = reuse and summary.exists() and json.loads(summary.read_text()).get("cdn") == "cloudfront"
+    if not reused:
+        print(f"bringing up the lab {stack} with the CDN on", flush=True)
+        for action in (["down"], ["up", "--cdn", "cloudfront"]):
+            result = subprocess.run(command + action, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise RuntimeError(f"python -m livestream_lab {' '.join(action)} failed:\n{result.stderr[-3000:]}")
+    try:
+        yield Service(settings, json.loads(summary.read_text()), lab_support.inventory_hosts(settings))
+    finally:
+        if not (reused or keep):
+            subprocess.run(command + ["down"], check=True)
+
+
 def lab_arguments(parser: argparse.ArgumentParser, stack: str, *, reuse: bool = True, keep: bool = True) -> None:
     """The options of a benchmark that runs on a lab: which, and whether to reuse or keep it."""
     parser.add_argument("--stack", default=stack, help="the lab's stack name (default %(default)s)")

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from livestream_probes.certs import throwaway_ca
-from livestream_probes.hls import HlsClient, HlsError, Ramp, parse_playlist, ramp_viewers, run_viewers
+from livestream_probes.hls import HlsClient, HlsError, Ramp, parse_playlist, ramp_viewers, reload_after, run_viewers
 from livestream_testing.probe_servers import SITE, SyntheticLive, https_server, static_handler
 
 MASTER = """#EXTM3U
@@ -52,6 +52,19 @@ def test_playlists_parse_with_absolute_uris():
         ("https://site/hls/test_720/41.ts", 1.001, 41), ("https://site/hls/test_720/42.ts", 0.967, 42)]
     with pytest.raises(HlsError):
         parse_playlist("<html>", "https://site/")
+
+
+def test_viewers_reload_the_playlist_as_hls_js_does():
+    one_second = parse_playlist(MEDIA, "https://site/hls/test.m3u8")
+    # the newest segment (0.967 s) is shorter than the target duration (1 s): reload after it
+    assert reload_after(one_second, fresh=True) == 0.967
+    half = parse_playlist(MEDIA.replace("#EXTINF:0.967,", "#EXTINF:0.500,"), "https://site/hls/test.m3u8")
+    assert reload_after(half, fresh=True) == 0.5
+    assert reload_after(half, fresh=False) == 0.5  # nothing new: half the target duration
+    longer = parse_playlist(MEDIA.replace("TARGETDURATION:1", "TARGETDURATION:2").replace("0.967", "2.000"),
+                            "https://site/hls/test.m3u8")
+    assert reload_after(longer, fresh=True) == 2.0
+    assert reload_after(longer, fresh=False) == 1.0
 
 
 def test_a_discontinuity_marks_the_segment_after_it():

@@ -326,6 +326,18 @@ class _Connection:
         self.reader = self.writer = None
 
 
+def reload_after(playlist: Playlist, *, fresh: bool) -> float:
+    """When a live player loads the playlist again, as hls.js (the player page's) does near
+    the live edge: after the newest segment's duration when the playlist brought new
+    segments and that is shorter than the target duration (a whole number of seconds: 1
+    for segments of half a second), else after one target duration; after half a target
+    duration when it brought nothing new (RFC 8216 6.3.4)."""
+    if not fresh:
+        return playlist.target_duration / 2
+    newest = playlist.segments[-1].duration if playlist.segments else playlist.target_duration
+    return min(playlist.target_duration, newest)
+
+
 async def _viewer(number: int, client: HlsClient, url: str, deadline: float) -> ViewerReport:
     report = ViewerReport(viewer=number)
     connection = _Connection(client, url)
@@ -380,8 +392,7 @@ async def _viewer(number: int, client: HlsClient, url: str, deadline: float) -> 
                 report.bytes += len(body)
                 fetched_up_to = segment.sequence
                 playhead += segment.duration
-            # RFC 8216 6.3.4: reload after one target duration, half of it when unchanged.
-            wait = playlist.target_duration if fresh else playlist.target_duration / 2
+            wait = reload_after(playlist, fresh=bool(fresh))
             await asyncio.sleep(max(0.0, min(polled + max(wait, 0.1), deadline) - loop.time()))
     finally:
         await connection.close()
