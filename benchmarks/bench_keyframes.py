@@ -73,7 +73,7 @@ def ffmpeg(*arguments: str) -> tuple[str, float]:
     """Run ffmpeg; its stderr and its CPU seconds (user + system)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-y", *arguments],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         sys.exit(f"ffmpeg {' '.join(arguments)} failed:\n{done.stderr[-2000:]}")
@@ -82,8 +82,8 @@ def ffmpeg(*arguments: str) -> tuple[str, float]:
 
 def quality(reference: Path, encoded: Path) -> dict:
     """SSIM (all planes) and PSNR (average) of an encoding against its source."""
-    log, _ = ffmpeg("-i", str(encoded), "-i", str(reference), "-lavfi", "[0:v][1:v]ssim;[0:v][1:v]psnr",
-                    "-f", "null", "-")
+    log = ffmpeg("-i", str(encoded), "-i", str(reference), "-lavfi", "[0:v][1:v]ssim;[0:v][1:v]psnr",
+                 "-f", "null", "-")[0]
     ssim = re.search(r"SSIM .* All:([0-9.]+)", log)
     psnr = re.search(r"PSNR .* average:([0-9.]+|inf)", log)
     return {"ssim": float(ssim.group(1)) if ssim else None,
@@ -94,9 +94,9 @@ def encode(source: Path, output: Path, fragment_s: float, rate: str, preset: str
     gop = str(round(FPS * fragment_s))
     control = (["-crf", str(CRF)] if rate == "crf" else
                ["-b:v", f"{CBR_KBPS}k", "-maxrate", f"{CBR_KBPS}k", "-bufsize", f"{CBR_KBPS * 2}k"])
-    _, cpu = ffmpeg("-i", str(source), "-an", "-c:v", "libx264", "-preset", preset, "-tune", "zerolatency",
-                    "-pix_fmt", "yuv420p", "-g", gop, "-keyint_min", gop, "-sc_threshold", "0", *control,
-                    "-f", "mp4", str(output))
+    cpu = ffmpeg("-i", str(source), "-an", "-c:v", "libx264", "-preset", preset, "-tune", "zerolatency",
+                 "-pix_fmt", "yuv420p", "-g", gop, "-keyint_min", gop, "-sc_threshold", "0", *control,
+                 "-f", "mp4", str(output))[1]
     kbps = output.stat().st_size * 8 / seconds / 1000
     return {"gop": int(gop), "kbps": round(kbps, 1), "cpu_s_per_s": round(cpu / seconds, 3),
             **quality(source, output)}

@@ -400,5 +400,6 @@ def main() -> None:
                   f" (bare x{versus['bare_over_baseline']}); aim >= {FRAGMENTS_AIM}: {'met' if versus['met'] else 'NOT met'}")
     print(f"{report['seconds']:.0f} s; written to {OUTPUT.relative_to(ROOT)}")
 
+
 if __name__ == "__main__":
     main()

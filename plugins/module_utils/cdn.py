@@ -107,7 +107,7 @@ def distribution_config(name, *, domain, certificate_arn, origin_secret, fragmen
       carrying ORIGIN_HEADER with ``origin_secret``; Origin Shield in ``origin_shield_region``
       when given (one request per object from all edges);
     - playlists (``*.m3u8``): the origin's Cache-Control honoured up to half a fragment
-      (CloudFront counts whole seconds: 0 for 1-second fragments, every request revalidated,
+      (CloudFront counts whole seconds: 0 for fragments under 2 s, every request revalidated,
       simultaneous ones collapsed into one);
     - fragments (``*.ts``): as long as the origin says, up to a day;
     - the viewers' beacons (VIEWERS_PATH): never cached, the query string forwarded;

@@ -15,7 +15,7 @@ description:
     whose origin is the frontend by its own name, C(origin.<domain>), over HTTPS; and O(domain) as
     an alias of the distribution.
   - "The distribution's cache behaviours - playlists (C(*.m3u8)): the origin's Cache-Control
-    honoured up to half a fragment (whole seconds: 0 for 1-second fragments, each request
+    honoured up to half a fragment (whole seconds: 0 for fragments under 2 s, each request
     revalidated, simultaneous requests collapsed into one); fragments (C(*.ts)): as the origin
     says, up to a day; the player page and the rest: up to a minute; error answers cached 1 s
     instead of CloudFront's 10 s, so that a playlist missing for a moment (a publisher's
@@ -50,7 +50,7 @@ options:
         most (CloudFront counts whole seconds, so below 2 s never, every request revalidated and
         simultaneous ones collapsed into one).
     type: float
-    default: 1
+    default: 0.5
   origin_shield_region:
     description:
       - The region of CloudFront's Origin Shield (a cache layer between the edges and the origin), best
@@ -138,7 +138,7 @@ def main():
             options.NAME, options.DNS,
             state=dict(type="str", choices=["present", "absent"], default="present"),
             origin_secret=dict(type="str", no_log=True),
-            fragment_seconds=dict(type="float", default=1),
+            fragment_seconds=dict(type="float", default=0.5),
             origin_shield_region=dict(type="str", default=""),
             wait_timeout=dict(type="int", default=1800),
         ),

@@ -29,8 +29,7 @@ function withJoin(config) {
 // hls.js refreshes a live media playlist for the first time about two fragments after
 // loading it: the player joins further back than that (withJoin), and once the playlist has
 // refreshed and the video plays, moves closer to the live edge, to its target, by playing
-// slightly faster (hls.js's maxLiveSyncPlaybackRate). Fragments longer than the configured
-// length (an encoder's, sent on as they are) count at the length the playlist shows.
+// slightly faster (hls.js's maxLiveSyncPlaybackRate).
 function settleAtTarget(player) {
   if (!(targetFragments > 0)) return;
   const settle = (event, data) => {
@@ -39,8 +38,12 @@ function settleAtTarget(player) {
       player.off(Hls.Events.LEVEL_UPDATED, settle);
     } else if (details.advanced && !video.paused && video.currentTime > 0) {
       player.off(Hls.Events.LEVEL_UPDATED, settle);
+      // Never closer than the player can hold: between two fragments its buffer runs down for
+      // one of them (as long as the playlist shows, an encoder's may be longer), and half a
+      // target duration more when hls.js finds the playlist unchanged and asks again.
       const shown = details.averagetargetduration || details.targetduration;
-      player.targetLatency = targetFragments * Math.max(fragmentSeconds || shown, shown);
+      const floor = shown + details.targetduration / 2;
+      player.targetLatency = Math.max(targetFragments * (fragmentSeconds || shown), floor);
     }
   };
   player.on(Hls.Events.LEVEL_UPDATED, settle);
