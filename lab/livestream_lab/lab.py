@@ -27,7 +27,7 @@ from . import config, edge, image, machines, network, provision, services, strea
 from .config import LabConfig
 from .moto import MotoServer
 from .stack import Stack, clients, describe
-from .system import MARKER, alive, lab_processes, output, run, stop
+from .system import MARKER, alive, lab_processes, marked, output, run, stop
 
 # the top of the checkout's site.yml, as a user of a clone runs it (the collection found as
 # that playbook's adjacent collections/, not through ANSIBLE_COLLECTIONS_PATH)
@@ -62,6 +62,11 @@ def up(lab: LabConfig, checks: bool = True, configure_service: bool = True, stri
     makes its API as strict as AWS's for this run, else it is as plain as moto. ``cdn``: the
     stack's livestream_cdn ("cloudfront": viewers through the lab's edge), kept for the next
     ``up``; None keeps what the lab had (at first "none")."""
+    with marked(str(lab.state_dir)):
+        return _up(lab, checks, configure_service, strict_mode, cdn)
+
+
+def _up(lab: LabConfig, checks: bool, configure_service: bool, strict_mode: dict | None, cdn: str | None) -> dict:
     started = time.monotonic()
     _refuse_name_clash(lab)
     lab.state_dir.mkdir(parents=True, exist_ok=True)

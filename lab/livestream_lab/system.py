@@ -7,6 +7,7 @@ wrote a pid file) without matching anything by a broad name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,6 +25,21 @@ def run(*command: str, check: bool = True, capture: bool = False, netns: str | N
     return subprocess.run(argv, check=check, text=True, input=stdin_text, env=env,
                           stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
                           stderr=subprocess.PIPE if capture or check else subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def marked(lab_id: str):
+    """Every command started inside carries the lab's marker, foreground ones too: a killed
+    ``up`` leaves its running children (ssh-keygen, mount, ansible-playbook) for ``down`` to find."""
+    before = os.environ.get(MARKER)
+    os.environ[MARKER] = lab_id
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[MARKER]
+        else:
+            os.environ[MARKER] = before
 
 
 def output(*command: str, netns: str | None = None) -> str:

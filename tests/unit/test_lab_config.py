@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import subprocess
 
 import pytest
 
-from livestream_lab import config
+from livestream_lab import config, system
 
 STACKS = ["live", "labtest", "molecule", "a1", "x" * 32]
 
@@ -40,3 +42,20 @@ def test_address_blocks_stay_private_and_clear_of_the_aws_default(stack):
 def test_a_stack_name_that_cannot_name_a_lab_is_refused():
     with pytest.raises(ValueError, match="not valid"):
         config.load("Bad_Name")
+
+
+def test_a_foreground_command_of_up_is_a_lab_process_and_others_are_not(tmp_path):
+    """A killed `up` leaves its running foreground children (ssh-keygen, mount) for `down`."""
+    lab_id = str(tmp_path)
+    with system.marked(lab_id):
+        inside = subprocess.Popen(["sleep", "30"])
+    outside = subprocess.Popen(["sleep", "30"])
+    try:
+        found = system.lab_processes(lab_id)
+        assert inside.pid in found
+        assert outside.pid not in found
+        assert system.MARKER not in os.environ
+    finally:
+        for process in (inside, outside):
+            process.kill()
+            process.wait()
