@@ -29,6 +29,7 @@ bring-up included. The lab is taken down at the end (unless --keep).
 
     .venv/bin/python benchmarks/bench_latency.py [--page-loads 3] [--sample-seconds 10] [--arms ours]
         [--set 'ours={"frontend_player_target_latency_fragments": 2}']   (role variables to try in an arm)
+        [--arms ours,ours:closer --set 'ours:closer={...}']   (a variant beside its arm)
         [--cdn] [--output latency.json] [--stack NAME] [--keep]
 
 With --cdn, the lab has the CDN on (`up --cdn cloudfront`) and Chromium plays the distribution's
@@ -78,7 +79,7 @@ ARMS = {
     },
     "ours": {
         "description": "ours: the roles' defaults (half-second fragments, the player's live sync in seconds of them)",
-        "fragment_seconds": 0.5,
+        "fragment_seconds": None,  # the roles' default, read from the playlist served
         "overrides": {},
     },
     # the capture time stamped by an encoder on the lab's internet, not by the backend
@@ -86,7 +87,7 @@ ARMS = {
         "description": "ingest: an encoder on the lab's internet publishes over RTMPS to the frontend's ingest, "
                        "the backend pulls it and transcodes the ladder (the default stream studio), back to "
                        "the frontend, to Chromium",
-        "fragment_seconds": 0.5,
+        "fragment_seconds": None,  # the roles' default, read from the playlist served
         "overrides": {},
         "stream": INGEST_STREAM,
     },
@@ -94,7 +95,7 @@ ARMS = {
     # docs/performance.md): what a backend with little CPU to spare gains from it
     "ingest-superfast": {
         "description": "ingest, superfast: the same path, the ladder with x264's superfast preset",
-        "fragment_seconds": 0.5,
+        "fragment_seconds": None,  # the roles' default, read from the playlist served
         "overrides": {"backend_x264_preset": "superfast"},
         "stream": INGEST_STREAM,
     },
@@ -256,13 +257,16 @@ def measure_arm(service: Service, name: str, arm: dict, *, page_loads: int, samp
     resolve = {summary["domain"]: summary["edge_address" if via_edge else "frontend_address"]}
     client = HlsClient(resolve=resolve, ca_file=summary["ca_cert"])
     url = f"{summary['player_url']}hls/{stream}.m3u8"
+    # the arm's fragment length, else the roles' default as the playlist shows it (below)
     fragment = arm["fragment_seconds"]
     encoder = encoder_for(service, arm, seconds=page_loads * (sample_seconds + 60) + 120)
     if encoder is not None:
         encoder.start()
     try:
-        settled = settle(client, url, timeout=10 * fragment + 60)
+        settled = settle(client, url, timeout=10 * (fragment or 1) + 60)
         playlist = client.media_playlist(url)
+        if fragment is None:
+            fragment = round(statistics.median(segment.duration for segment in playlist.segments), 2)
         ages = listing_ages(client, url, fragment)
 
         loads = []
@@ -286,6 +290,7 @@ def measure_arm(service: Service, name: str, arm: dict, *, page_loads: int, samp
     return {
         "description": arm["description"],
         "stream": stream,
+        "fragment_seconds": fragment,
         "overrides": settings,
         "playlist": {"target_duration_s": playlist.target_duration, "segments": len(playlist.segments),
                      "segment_durations_s": [round(segment.duration, 3) for segment in playlist.segments]},
@@ -344,20 +349,23 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="ARM=JSON",
                         help="role variables to try in an arm, on top of its own, e.g. "
                              "'ours={\"frontend_player_target_latency_fragments\": 2}' (repeatable)")
-    parser.add_argument("--arms", default="original,one-second,ours,ingest", help=f"comma-separated, of: {', '.join(ARMS)}")
+    parser.add_argument("--arms", default="original,one-second,ours,ingest",
+                        help=f"comma-separated, of: {', '.join(ARMS)}; ARM:LABEL is a variant of ARM "
+                             "measured beside it, with its own --set")
     parser.add_argument("--cdn", action="store_true",
                         help="the lab with the CDN on (up --cdn cloudfront), Chromium playing through its edge")
     parser.add_argument("--output", default=OUTPUT.name, help="the results' file in benchmarks/results (default %(default)s)")
     lab_arguments(parser, STACK, reuse=False)  # its arms reconfigure the service: a lab of its own
     arguments = parser.parse_args()
-    unknown = [name for name in arguments.arms.split(",") if name not in ARMS]
+    names = arguments.arms.split(",")
+    unknown = [name for name in names if name.split(":", 1)[0] not in ARMS]
     if unknown:
         parser.error(f"--arms: unknown {', '.join(unknown)} (known: {', '.join(ARMS)})")
     output = RESULTS / arguments.output
     extra: dict[str, dict] = {}
     for setting in arguments.set:
         name, text = setting.split("=", 1) if "=" in setting else (setting, "")
-        if name not in arguments.arms.split(","):
+        if name not in names:
             parser.error(f"--set {setting}: {name!r} is not one of the arms measured (--arms {arguments.arms})")
         try:
             extra[name] = {**extra.get(name, {}), **json.loads(text)}
@@ -370,10 +378,10 @@ def main() -> None:
         service_lab(arguments.stack, keep=arguments.keep)
     with lab as service:
         lab_seconds = time.monotonic() - started
-        arms = {name: measure_arm(service, name, ARMS[name], page_loads=arguments.page_loads,
+        arms = {name: measure_arm(service, name, ARMS[name.split(":", 1)[0]], page_loads=arguments.page_loads,
                                   sample_seconds=arguments.sample_seconds,
                                   extra=extra.get(name), via_edge=arguments.cdn)
-                for name in arguments.arms.split(",")}
+                for name in names}
     load_after = os.getloadavg()[0]
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
