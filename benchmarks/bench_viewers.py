@@ -369,20 +369,21 @@ def main() -> None:
     baseline = phases[0]
     for figures in phases:
         figures["requests_per_viewer_per_s"] = requests_per_viewer_per_s(figures)
+
+    def over_baseline(figures: dict, arm: str) -> float | None:
+        """An arm's sustained viewers at a fragment length against the first length's."""
+        first = baseline["arms"][arm]["sustained_viewers"]
+        return round(figures["arms"][arm]["sustained_viewers"] / first, 3) if first else None
+
     if len(phases) > 1:
         # a fragment length against the first: its viewers, and its nginx CPU per viewer, relative
         report["fragments"] = {
             "aim": {"ours_over_baseline": FRAGMENTS_AIM},
             **{f"{figures['fragment_seconds']:g}": {
-                "ours_over_baseline": round(figures["arms"]["ours"]["sustained_viewers"]
-                                            / baseline["arms"]["ours"]["sustained_viewers"], 3)
-                if baseline["arms"]["ours"]["sustained_viewers"] else None,
-                "bare_over_baseline": round(figures["arms"]["bare"]["sustained_viewers"]
-                                            / baseline["arms"]["bare"]["sustained_viewers"], 3)
-                if baseline["arms"]["bare"]["sustained_viewers"] else None,
+                "ours_over_baseline": over_baseline(figures, "ours"),
+                "bare_over_baseline": over_baseline(figures, "bare"),
                 "requests_per_viewer_per_s": figures["requests_per_viewer_per_s"],
-                "met": bool(baseline["arms"]["ours"]["sustained_viewers"])
-                and figures["arms"]["ours"]["sustained_viewers"] >= FRAGMENTS_AIM * baseline["arms"]["ours"]["sustained_viewers"],
+                "met": (over_baseline(figures, "ours") or 0) >= FRAGMENTS_AIM,
             } for figures in phases[1:]},
         }
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
