@@ -21,15 +21,33 @@ const liveSyncSettings = ["liveSyncDuration", "liveSyncDurationCount", "liveMaxL
 // Latencies in seconds, from the fragments' length, not from the playlist's target duration
 // (whole seconds: a 0.5-second fragment's is 1). The page's own live sync settings win: hls.js
 // refuses a mix of both kinds.
+function ownsLiveSync(config) {
+  return !(joinFragments > 0 && fragmentSeconds > 0) || liveSyncSettings.some((key) => key in config);
+}
+
 function withJoin(config) {
-  if (!(joinFragments > 0 && fragmentSeconds > 0) || liveSyncSettings.some((key) => key in config)) return config;
-  return { ...config, liveSyncDuration: joinFragments * fragmentSeconds };
+  return ownsLiveSync(config) ? config : { ...config, liveSyncDuration: joinFragments * fragmentSeconds };
 }
 
 // hls.js refreshes a live media playlist for the first time about two fragments after
-// loading it: the player joins further back than that (withJoin), and once the playlist has
-// refreshed and the video plays, moves closer to the live edge, to its target, by playing
-// slightly faster (hls.js's maxLiveSyncPlaybackRate).
+// loading it: the player joins further back than that (withJoin). A stream sent on as its
+// encoder made it (mode copy) has the encoder's fragments, maybe longer than the configured
+// ones: its playlist is a media playlist, which hls.js shows with its fragments before it
+// chooses where to start (MANIFEST_LOADED), so the join counts in those.
+function joinAsShown(player) {
+  if (ownsLiveSync(hlsConfig)) return;
+  player.once(Hls.Events.MANIFEST_LOADED, (event, data) => {
+    const details = data.levels.length === 1 ? data.levels[0].details : null;
+    const shown = details && details.live ? details.averagetargetduration || details.targetduration : 0;
+    if (shown > fragmentSeconds) player.config.liveSyncDuration = joinFragments * shown;
+  });
+}
+
+// Once the playlist has refreshed and the video plays, the player moves closer to the live
+// edge, to its target, by playing slightly faster (hls.js's maxLiveSyncPlaybackRate). Never
+// closer than it holds: one and a half target durations (1.5 s for fragments of a second or
+// less, 3 s for an encoder's 2-second ones). Closer, it stalls: half-second fragments 0.75 s
+// behind stalled in every page load, 1.25 s behind in some (docs/performance.md).
 function settleAtTarget(player) {
   if (!(targetFragments > 0)) return;
   const settle = (event, data) => {
@@ -38,12 +56,8 @@ function settleAtTarget(player) {
       player.off(Hls.Events.LEVEL_UPDATED, settle);
     } else if (details.advanced && !video.paused && video.currentTime > 0) {
       player.off(Hls.Events.LEVEL_UPDATED, settle);
-      // Never closer than the player can hold: between two fragments its buffer runs down for
-      // one of them (as long as the playlist shows, an encoder's may be longer), and half a
-      // target duration more when hls.js finds the playlist unchanged and asks again.
       const shown = details.averagetargetduration || details.targetduration;
-      const floor = shown + details.targetduration / 2;
-      player.targetLatency = Math.max(targetFragments * (fragmentSeconds || shown), floor);
+      player.targetLatency = Math.max(targetFragments * Math.max(fragmentSeconds, shown), 1.5 * details.targetduration);
     }
   };
   player.on(Hls.Events.LEVEL_UPDATED, settle);
@@ -85,6 +99,7 @@ function play(stream, button) {
   if (hls) { hls.destroy(); hls = null; }
   if (window.Hls && Hls.isSupported()) {
     hls = new Hls(withJoin(hlsConfig));
+    joinAsShown(hls);
     settleAtTarget(hls);
     hls.on(Hls.Events.ERROR, (event, data) => {
       if (!data.fatal) return;
