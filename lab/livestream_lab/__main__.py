@@ -18,17 +18,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="leave the machines unconfigured (do not run site.yml)")
     up.add_argument("--cdn", choices=["none", "cloudfront"],
                     help="livestream_cdn: viewers through CloudFront (the lab's edge); default: what the lab had, else none")
+    up.add_argument("--ami-family", choices=["debian12", "debian13"],
+                    help="livestream_ami_family (the machines boot that Debian release); default: what the lab had,"
+                         " else the collection's default")
     up.add_argument("--strict", action="store_true",
                     help="make the lab's API as strict as AWS's: new IDs unknown for 1.5 s, 15%% of calls throttled")
     commands.add_parser("down", help="remove every trace of the lab")
     commands.add_parser("status", help="print what the lab is and where")
-    build = commands.add_parser("image", help="build the machines' base image (cached)")
+    build = commands.add_parser("image", help="build a machines' base image (cached)")
     build.add_argument("--rebuild", action="store_true", help="build it again even if cached")
+    build.add_argument("--suite", choices=sorted(image.SUITES.values()), default=image.DEFAULT_SUITE,
+                       help="the Debian release (default %(default)s)")
     args = parser.parse_args(argv)
 
     settings = config.load(args.stack)
     if args.command == "image":
-        print(image.build(rebuild=args.rebuild, log=lab.log))
+        print(image.build(args.suite, rebuild=args.rebuild, log=lab.log))
         return 0
     if args.command == "down":
         lab.down(settings)
@@ -36,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return lab.status(settings)
     summary = lab.up(settings, checks=not args.no_checks, configure_service=not args.no_configure,
-                     strict_mode=strict.AS_AWS if args.strict else None, cdn=args.cdn)
+                     strict_mode=strict.AS_AWS if args.strict else None, cdn=args.cdn,
+                     ami_family=args.ami_family)
     print()
     print(f"player:           {summary['player_url']}"
           + (f" (through CloudFront: the lab's edge, {summary['edge_address']})" if summary["cdn"] != "none" else ""))

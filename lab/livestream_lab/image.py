@@ -1,8 +1,10 @@
-"""The machines' base image: Debian 12 debootstrapped once, configured like a cloud image.
+"""The machines' base images: Debian 12 and 13, each debootstrapped once, configured like a
+cloud image; a machine boots the one of the release its AMI is (its name, as Debian names its
+AMIs: debian-12-..., debian-13-...).
 
-The image is cached outside the checkout, keyed by a hash of its recipe, so fresh clones
-(CI) reuse it and a change to the recipe builds a new one. Machines boot from an overlay
-on top of it: the image itself is never written to after the build.
+The images are cached outside the checkout, keyed by a hash of their recipe, so fresh clones
+(CI) reuse them and a change to a recipe builds a new one. Machines boot from an overlay
+on top of one: an image itself is never written to after the build.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -18,7 +21,9 @@ from pathlib import Path
 
 from . import config
 
-SUITE = "bookworm"
+# Debian's releases the lab has images of: the AMI name's release number -> the suite
+SUITES = {"12": "bookworm", "13": "trixie"}
+DEFAULT_SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "python3", "iproute2",
@@ -30,6 +35,7 @@ PACKAGES = (
 # The per-machine parts (addresses, key, apt proxy, host keys) are written by machines.py.
 CONFIGURE = r"""
 set -eu
+suite=$1
 useradd --create-home --shell /bin/bash --groups sudo admin
 echo 'admin ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-cloud-init-users
 chmod 0440 /etc/sudoers.d/90-cloud-init-users
@@ -40,13 +46,13 @@ rm -f /etc/apt/sources.list
 cat > /etc/apt/sources.list.d/debian.sources <<EOF
 Types: deb
 URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
+Suites: $suite $suite-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
 URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
+Suites: $suite-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
@@ -73,30 +79,40 @@ rm -rf /var/lib/apt/lists/*
 """
 
 
-def recipe() -> dict:
-    return {"suite": SUITE, "mirror": MIRROR, "packages": PACKAGES, "configure": CONFIGURE}
+def recipe(suite: str = DEFAULT_SUITE) -> dict:
+    return {"suite": suite, "mirror": MIRROR, "packages": PACKAGES, "configure": CONFIGURE}
 
 
-def recipe_hash() -> str:
-    return hashlib.sha256(json.dumps(recipe(), sort_keys=True).encode()).hexdigest()[:12]
+def recipe_hash(suite: str = DEFAULT_SUITE) -> str:
+    return hashlib.sha256(json.dumps(recipe(suite), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def images_dir() -> Path:
     return config.CACHE_ROOT / "images"
 
 
-def image_path() -> Path:
-    """The root file system machines boot from (may not exist yet)."""
-    return images_dir() / recipe_hash() / "rootfs"
+def image_path(suite: str = DEFAULT_SUITE) -> Path:
+    """The root file system machines of ``suite`` boot from (may not exist yet)."""
+    return images_dir() / recipe_hash(suite) / "rootfs"
 
 
-def build(rebuild: bool = False, destination: Path | None = None, log=print) -> Path:
-    """Build the image unless it is cached; return its root file system.
+def suite_of(image_name: str) -> str:
+    """The suite of the Debian release an AMI is, from its name (Debian's own: debian-13-amd64-...).
+    An AMI of anything else has no image here: the lab does not pretend to run it."""
+    match = re.match(r"debian-(\d+)-", image_name)
+    if not match or match.group(1) not in SUITES:
+        known = ", ".join(f"debian-{number}-*" for number in SUITES)
+        raise LookupError(f"the lab has no image for the AMI {image_name!r}: it boots Debian's ({known}) only")
+    return SUITES[match.group(1)]
+
+
+def build(suite: str = DEFAULT_SUITE, rebuild: bool = False, destination: Path | None = None, log=print) -> Path:
+    """Build ``suite``'s image unless it is cached; return its root file system.
 
     ``destination`` builds elsewhere (the benchmark times a build from nothing without
     throwing the cache away).
     """
-    target = destination or image_path()
+    target = destination or image_path(suite)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / ".lock", "w") as lock:
         # two labs brought up at once build the image once
@@ -108,15 +124,15 @@ def build(rebuild: bool = False, destination: Path | None = None, log=print) -> 
         scratch = target.with_name(target.name + ".partial")
         shutil.rmtree(scratch, ignore_errors=True)
         started = time.monotonic()
-        log(f"building the Debian 12 image in {target} (once; about a minute)")
+        log(f"building the Debian {suite} image in {target} (once; about a minute)")
         subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
+            ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", suite,
              str(scratch), MIRROR],
             check=True, stdout=subprocess.DEVNULL,
         )
-        subprocess.run(["chroot", str(scratch), "/bin/bash", "-c", CONFIGURE], check=True,
+        subprocess.run(["chroot", str(scratch), "/bin/bash", "-c", CONFIGURE, "configure", suite], check=True,
                        stdout=subprocess.DEVNULL, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"})
-        (scratch.parent / "recipe.json").write_text(json.dumps(recipe(), indent=2))
+        (scratch.parent / "recipe.json").write_text(json.dumps(recipe(suite), indent=2))
         if target.exists():
             old = target.with_name(target.name + ".old")
             os.rename(target, old)

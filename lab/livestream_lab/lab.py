@@ -1,6 +1,6 @@
 """Bring a lab up, take it down: the flow of `make lab`, step by step.
 
-1. the lab's AWS: a moto server on loopback with Debian 12 AMIs;
+1. the lab's AWS: a moto server on loopback with Debian's AMIs (12 and 13) among others;
 2. the stack provisioned against it (playbooks/provision.yml), and the hosted zone
    delegated to it as a user would at the registrar;
 3. what the API reports made real: subnets, router, machines;
@@ -23,7 +23,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import config, edge, image, machines, network, provision, services, streams
+from . import config, edge, machines, network, provision, services, streams
 from .config import LabConfig
 from .moto import MotoServer
 from .stack import Stack, clients, describe
@@ -57,16 +57,19 @@ class State:
 # -- up ---------------------------------------------------------------------------------
 
 def up(lab: LabConfig, checks: bool = True, configure_service: bool = True, strict_mode: dict | None = None,
-       cdn: str | None = None) -> dict:
+       cdn: str | None = None, ami_family: str | None = None) -> dict:
     """Bring the lab up; ``strict_mode`` (livestream_lab.strict's settings, e.g. strict.AS_AWS)
     makes its API as strict as AWS's for this run, else it is as plain as moto. ``cdn``: the
     stack's livestream_cdn ("cloudfront": viewers through the lab's edge), kept for the next
-    ``up``; None keeps what the lab had (at first "none")."""
+    ``up``; None keeps what the lab had (at first "none"). ``ami_family``: the stack's
+    livestream_ami_family, kept the same way (at first the collection's default); the machines
+    boot the Debian release of the AMI the instances were launched from."""
     with marked(str(lab.state_dir)):
-        return _up(lab, checks, configure_service, strict_mode, cdn)
+        return _up(lab, checks, configure_service, strict_mode, cdn, ami_family)
 
 
-def _up(lab: LabConfig, checks: bool, configure_service: bool, strict_mode: dict | None, cdn: str | None) -> dict:
+def _up(lab: LabConfig, checks: bool, configure_service: bool, strict_mode: dict | None, cdn: str | None,
+        ami_family: str | None) -> dict:
     started = time.monotonic()
     _refuse_name_clash(lab)
     lab.state_dir.mkdir(parents=True, exist_ok=True)
@@ -74,16 +77,16 @@ def _up(lab: LabConfig, checks: bool, configure_service: bool, strict_mode: dict
     state = State(lab)
     state["stack"] = lab.stack
     state["cdn"] = cdn or state["cdn"] or "none"
+    state["ami_family"] = ami_family or state["ami_family"]
     if not lab.ssh_key.exists():
         run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"livestream-lab-{lab.stack}", "-f", lab.ssh_key)
 
-    image.build(log=log)
     moto = _moto(lab, state, _free_block(state, "public_block", lab.default_public_block))
     moto.strict(**(strict_mode or {}))
     if strict_mode:
         log(f"the API is in strict mode: {strict_mode}")
     vpc = _free_block(state, "vpc_cidr", lab.default_vpc_cidr)
-    provision.provision(lab, vpc, moto.environment(), log=log, cdn=state["cdn"])
+    provision.provision(lab, vpc, moto.environment(), log=log, cdn=state["cdn"], ami_family=state["ami_family"])
     delegate(lab, state, moto.environment())
     # the API learns it too: ACM validates a certificate by DNS only through a delegated zone
     moto.delegate(state["delegations"])
@@ -119,6 +122,7 @@ def _up(lab: LabConfig, checks: bool, configure_service: bool, strict_mode: dict
         "player_url": f"https://{lab.domain}/",
         # "cloudfront": the domain is the distribution's (the edge's), the frontend is frontend_name
         "cdn": state["cdn"],
+        "ami_family": state["ami_family"],
         # how the internet reaches them: the frontend's Elastic IP, the bastion's public IP
         "frontend_address": str(stack.by_role("frontend").public_address),
         "bastion_address": str(stack.by_role("bastion").public_address),
@@ -293,7 +297,7 @@ def configure_vars(lab: LabConfig, vpc: ipaddress.IPv4Network, summary: dict) ->
     """site.yml's inputs in the lab: provisioning's, plus the lab's ACME server and a
     credentials directory inside the lab (so that `down` takes the stream keys with it)."""
     return {
-        **provision.extra_vars(lab, vpc, summary["cdn"]),
+        **provision.extra_vars(lab, vpc, summary["cdn"], summary.get("ami_family")),
         "frontend_acme_directory": lab.acme_directory,
         "frontend_acme_ca_bundle": summary["acme_ca_bundle"],
         "livestream_credentials_dir": str(lab.state_dir / "credentials"),

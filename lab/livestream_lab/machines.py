@@ -1,7 +1,7 @@
 """EC2 instances as systemd-nspawn machines: systemd as PID 1, sshd, the stack's key.
 
-Each machine boots from an overlay on the cached image, with the private addresses the
-API assigned, on the bridge of its subnet. It runs under a supervisor process (this
+Each machine boots from an overlay on the cached image of its AMI's Debian release, with
+the private addresses the API assigned, on the bridge of its subnet. It runs under a supervisor process (this
 module's ``supervise``) that puts it in its own cgroup (the host has no systemd to do
 it), restarts it when it asks to reboot (nspawn exits with 133) and re-attaches its
 interfaces to their bridges after every boot.
@@ -59,8 +59,9 @@ def prepare(lab: LabConfig, stack: Stack, instance: Instance) -> None:
     for path in (root, upper, work):
         path.mkdir(parents=True, exist_ok=True)
     if run("mountpoint", "-q", root, check=False).returncode != 0:
-        run("mount", "-t", "overlay", "overlay", "-o",
-            f"lowerdir={image.image_path()},upperdir={upper},workdir={work}", root)
+        # the image of the release the instance's AMI is (built now if it is not cached yet)
+        lower = image.build(image.suite_of(instance.image_name))
+        run("mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", root)
 
     name = hostname(instance)
     (root / "etc/hostname").write_text(name + "\n")

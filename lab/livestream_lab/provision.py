@@ -23,11 +23,12 @@ def address_plan(vpc: ipaddress.IPv4Network) -> dict[str, str]:
     return {"vpc": str(vpc), "public": str(subnets[1]), "private": str(subnets[2])}
 
 
-def extra_vars(lab: LabConfig, vpc: ipaddress.IPv4Network, cdn: str = "none") -> dict:
+def extra_vars(lab: LabConfig, vpc: ipaddress.IPv4Network, cdn: str = "none", ami_family: str | None = None) -> dict:
     """The settings a user would give (``cdn``: livestream_cdn, the lab's edge standing in for
-    CloudFront)."""
+    CloudFront; ``ami_family``: livestream_ami_family, None for the collection's default)."""
     plan = address_plan(vpc)
     return {
+        **({"livestream_ami_family": ami_family} if ami_family else {}),
         "livestream_cdn": cdn,
         "livestream_stack_name": lab.stack,
         "livestream_vpc_cidr": plan["vpc"],
@@ -42,10 +43,12 @@ def extra_vars(lab: LabConfig, vpc: ipaddress.IPv4Network, cdn: str = "none") ->
     }
 
 
-def provision(lab: LabConfig, vpc: ipaddress.IPv4Network, aws_env: dict[str, str], log=print, cdn: str = "none") -> None:
-    log(f"provisioning with {PLAYBOOK.relative_to(config.REPOSITORY)}" + (f" (CDN: {cdn})" if cdn != "none" else ""))
+def provision(lab: LabConfig, vpc: ipaddress.IPv4Network, aws_env: dict[str, str], log=print, cdn: str = "none",
+              ami_family: str | None = None) -> None:
+    log(f"provisioning with {PLAYBOOK.relative_to(config.REPOSITORY)}" + (f" (CDN: {cdn})" if cdn != "none" else "")
+        + (f" ({ami_family})" if ami_family else ""))
     command = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(PLAYBOOK),
-               "-e", json.dumps(extra_vars(lab, vpc, cdn))]
+               "-e", json.dumps(extra_vars(lab, vpc, cdn, ami_family))]
     with open(lab.state_dir / "provision.log", "w") as log_file:
         subprocess.run(command, check=True, cwd=lab.state_dir, env={**os.environ, **aws_env},
                        stdout=log_file, stderr=subprocess.STDOUT)

@@ -53,6 +53,8 @@ class Instance:
     role: str
     key_name: str | None
     interfaces: list[Interface]
+    # the name of the AMI it was launched from (the lab boots the image of its release)
+    image_name: str = ""
 
     @property
     def private_address(self) -> ipaddress.IPv4Address:
@@ -180,7 +182,11 @@ def describe(name: str, aws_env: dict[str, str], delegations: dict[str, list[str
     instances = []
     reservations = ec2.describe_instances(
         Filters=stack_filter + [{"Name": "instance-state-name", "Values": LIVE_STATES}])["Reservations"]
-    for raw in (item for reservation in reservations for item in reservation["Instances"]):
+    raws = [item for reservation in reservations for item in reservation["Instances"]]
+    image_ids = sorted({raw["ImageId"] for raw in raws if raw.get("ImageId")})
+    image_names = {image["ImageId"]: image.get("Name", "")
+                   for image in ec2.describe_images(ImageIds=image_ids)["Images"]} if image_ids else {}
+    for raw in raws:
         tags = _tags(raw)
         interfaces = [
             Interface(eni["NetworkInterfaceId"], eni["SubnetId"], ipaddress.ip_address(eni["PrivateIpAddress"]),
@@ -188,7 +194,7 @@ def describe(name: str, aws_env: dict[str, str], delegations: dict[str, list[str
             for eni in sorted(raw.get("NetworkInterfaces", []), key=lambda e: e.get("Attachment", {}).get("DeviceIndex", 0))
         ]
         instances.append(Instance(raw["InstanceId"], tags.get("Name", raw["InstanceId"]), tags.get("Role", ""),
-                                  raw.get("KeyName"), interfaces))
+                                  raw.get("KeyName"), interfaces, image_names.get(raw.get("ImageId", ""), "")))
     instances.sort(key=lambda item: item.private_address)
 
     key_names = sorted({instance.key_name for instance in instances if instance.key_name})

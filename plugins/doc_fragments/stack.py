@@ -118,7 +118,7 @@ options:
     description:
       - Which operating system the instances run.
     type: str
-    choices: [debian12, ubuntu2404]
+    choices: [debian12, debian13, ubuntu2404]
     default: debian12
   architecture:
     description:

@@ -12,6 +12,7 @@ from __future__ import annotations
 # architecture), and the user the image lets in over SSH.
 AMI_FAMILIES = {
     "debian12": {"owner": "136693071363", "name": "debian-12-{arch}-*", "login_user": "admin"},
+    "debian13": {"owner": "136693071363", "name": "debian-13-{arch}-*", "login_user": "admin"},
     "ubuntu2404": {
         "owner": "099720109477",
         "name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{arch}-server-*",
@@ -20,7 +21,7 @@ AMI_FAMILIES = {
 }
 AMI_ARCHITECTURES = {"x86_64": "amd64", "arm64": "arm64"}
 
-# Put on each instance at launch (debian12, ubuntu2404, ...): the inventory reads it to pick
+# Put on each instance at launch (debian13, debian12, ubuntu2404): the inventory reads it to pick
 # the login user when the image's name does not tell.
 AMI_FAMILY_TAG = "AmiFamily"
 

@@ -46,7 +46,7 @@ options:
     description:
       - The AMI family of O(image_id), recorded in the C(AmiFamily) tag for the inventory.
     type: str
-    choices: [debian12, ubuntu2404]
+    choices: [debian12, debian13, ubuntu2404]
     default: debian12
   subnet_ids:
     description:

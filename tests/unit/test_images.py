@@ -48,6 +48,9 @@ def test_the_newest_by_name_of_the_family_and_architecture():
     assert find_image(ec2, "debian12")["Name"] == "debian-12-amd64-20241201-1948"
     assert find_image(ec2, "debian12", "arm64")["Name"] == "debian-12-arm64-20251201-1948"
     assert ec2.asked[0][0] == [DEBIAN]
+    # Debian 13 from the same publisher, its own name pattern
+    assert find_image(ec2, "debian13")["Name"] == "debian-13-amd64-20251201-1948"
+    assert find_image(ec2, "debian13", "arm64") is None
 
 
 def test_an_image_of_another_account_is_never_chosen():

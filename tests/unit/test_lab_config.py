@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from livestream_lab import config, system
+from livestream_lab import config, image, system
 
 STACKS = ["live", "labtest", "molecule", "a1", "x" * 32]
 
@@ -59,3 +59,14 @@ def test_a_foreground_command_of_up_is_a_lab_process_and_others_are_not(tmp_path
         for process in (inside, outside):
             process.kill()
             process.wait()
+
+
+def test_a_machine_boots_the_debian_release_of_its_ami_and_nothing_else():
+    assert image.suite_of("debian-13-amd64-20261117-1512") == "trixie"
+    assert image.suite_of("debian-12-arm64-20241201-1948") == "bookworm"
+    # an AMI the lab has no image of is refused by name, not booted as Debian
+    for name in ("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20241109", "debian-11-amd64-x", ""):
+        with pytest.raises(LookupError, match="no image for the AMI"):
+            image.suite_of(name)
+    # each release its own cached image
+    assert image.image_path("trixie") != image.image_path("bookworm")
