@@ -23,7 +23,8 @@ from . import config
 
 # Debian's releases the lab has images of: the AMI name's release number -> the suite
 SUITES = {"12": "bookworm", "13": "trixie"}
-DEFAULT_SUITE = "bookworm"
+# the collection's default family's (DEFAULT_AMI_FAMILY, plugins/module_utils/images.py: a unit test keeps them in line)
+DEFAULT_SUITE = "trixie"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "python3", "iproute2",

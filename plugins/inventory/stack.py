@@ -34,7 +34,7 @@ description:
   - C(ansible_user) follows the instance's image, looked up in one call for all instances.
     An image whose name starts with C(debian-) is Debian, one whose name contains C(ubuntu) is
     Ubuntu. For an image named otherwise, the C(AmiFamily) tag that the provisioning
-    modules put on the instance decides (V(debian12) is Debian, V(ubuntu2404) is Ubuntu). The
+    modules put on the instance decides (V(debian13) and V(debian12) are Debian, V(ubuntu2404) is Ubuntu). The
     user per family comes from O(users), and O(default_user) covers everything else.
   - The configuration file must end in C(livestream.yml) or C(livestream.yaml), for
     example C(inventory/aws.livestream.yml).

@@ -19,6 +19,8 @@ AMI_FAMILIES = {
         "login_user": "ubuntu",
     },
 }
+# What new stacks run: Debian's stable release
+DEFAULT_AMI_FAMILY = "debian13"
 AMI_ARCHITECTURES = {"x86_64": "amd64", "arm64": "arm64"}
 
 # Put on each instance at launch (debian13, debian12, ubuntu2404): the inventory reads it to pick

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 
-from ansible_collections.livestream.aws.plugins.module_utils.images import AMI_FAMILIES
+from ansible_collections.livestream.aws.plugins.module_utils.images import AMI_FAMILIES, DEFAULT_AMI_FAMILY
 from ansible_collections.livestream.aws.plugins.module_utils.instances import instance_type_options
 
 NAME = dict(
@@ -41,7 +41,7 @@ DNS = dict(
 )
 
 AMI = dict(
-    ami_family=dict(type="str", choices=list(AMI_FAMILIES), default="debian12"),
+    ami_family=dict(type="str", choices=list(AMI_FAMILIES), default=DEFAULT_AMI_FAMILY),
     architecture=dict(type="str", choices=["x86_64", "arm64"], default="x86_64"),
 )
 

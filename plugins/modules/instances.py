@@ -47,7 +47,7 @@ options:
       - The AMI family of O(image_id), recorded in the C(AmiFamily) tag for the inventory.
     type: str
     choices: [debian12, debian13, ubuntu2404]
-    default: debian12
+    default: debian13
   subnet_ids:
     description:
       - The stack's subnets, as returned by M(livestream.aws.network).
@@ -155,7 +155,6 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.livestream.aws.plugins.module_utils import options
 from ansible_collections.livestream.aws.plugins.module_utils.aws import client
 from ansible_collections.livestream.aws.plugins.module_utils.changes import Changes
-from ansible_collections.livestream.aws.plugins.module_utils.images import AMI_FAMILIES
 from ansible_collections.livestream.aws.plugins.module_utils.instances import ensure_instances
 from ansible_collections.livestream.aws.plugins.module_utils.security_groups import GROUPS
 from ansible_collections.livestream.aws.plugins.module_utils.validation import fail_on_errors
@@ -171,7 +170,7 @@ def main():
             options.INSTANCES,
             image_id=dict(type="str", required=True),
             root_device_name=dict(type="str", default="/dev/xvda"),
-            ami_family=dict(type="str", choices=list(AMI_FAMILIES), default="debian12"),
+            ami_family=options.AMI["ami_family"],
             subnet_ids=dict(type="dict", required=True, options=dict(public=dict(type="str"), private=dict(type="str"))),
             security_group_ids=dict(
                 type="dict", required=True, options={group: dict(type="str") for group in GROUPS}

@@ -70,7 +70,7 @@ image:
   description: The AMI the instances boot (see M(livestream.aws.stack_validate)).
   returned: success
   type: dict
-  sample: {"image_id": "ami-0123", "name": "debian-12-amd64-20241201-1948", "login_user": "admin", "family": "debian12"}
+  sample: {"image_id": "ami-0123", "name": "debian-13-amd64-20261117-1512", "login_user": "admin", "family": "debian13"}
 vpc:
   description: The VPC (see M(livestream.aws.network)).
   returned: success

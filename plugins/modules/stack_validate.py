@@ -83,7 +83,7 @@ image:
     family:
       description: The AMI family asked for.
       type: str
-      sample: debian12
+      sample: debian13
     login_user:
       description: The user the image lets in over SSH.
       type: str

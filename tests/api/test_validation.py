@@ -173,7 +173,7 @@ def test_no_ami_of_the_family_fails_and_says_which(ec2, aws, ansible, tmp_path):
 
     assert result.returncode != 0
     assert any(
-        "No debian12 AMI named 'debian-12-amd64-*' for x86_64 owned by 136693071363 found" in m
+        "No debian13 AMI named 'debian-13-amd64-*' for x86_64 owned by 136693071363 found" in m
         for m in result.failure_messages()
     ), result.failure_messages()
     nothing_exists(ec2, aws)

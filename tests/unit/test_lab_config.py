@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from ansible_collections.livestream.aws.plugins.module_utils.images import AMI_FAMILIES, DEFAULT_AMI_FAMILY, name_pattern
 from livestream_lab import config, image, system
 
 STACKS = ["live", "labtest", "molecule", "a1", "x" * 32]
@@ -70,3 +71,11 @@ def test_a_machine_boots_the_debian_release_of_its_ami_and_nothing_else():
             image.suite_of(name)
     # each release its own cached image
     assert image.image_path("trixie") != image.image_path("bookworm")
+
+
+def test_the_lab_builds_by_default_the_release_the_collection_launches_by_default():
+    assert image.suite_of(name_pattern(DEFAULT_AMI_FAMILY)) == image.DEFAULT_SUITE
+    # every Debian family the collection offers, the lab boots
+    for family in AMI_FAMILIES:
+        if family.startswith("debian"):
+            assert image.suite_of(name_pattern(family)) in image.SUITES.values()
