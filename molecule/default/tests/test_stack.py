@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from livestream_probes.browser import Browser
 from livestream_probes.hls import HlsClient
+from livestream_testing.service import viewer
 
 LAB = Path("/var/lib/livestream-lab/molecule")
 testinfra_hosts = [f"ssh://molecule-frontend?ssh_config={LAB / 'ssh_config'}"]
@@ -46,7 +46,7 @@ def test_every_stream_plays(host, lab, client):
 
 
 def test_the_player_page_plays_the_test_stream_in_a_browser(lab):
-    with Browser(ca_file=lab["ca_cert"], resolve={lab["domain"]: lab["frontend_address"]}) as browser:
+    with viewer(lab) as browser:
         assert browser.open(lab["player_url"] + "?stream=test") == "Live"
         state = browser.wait_playing(min_advance_s=3, timeout=60)
     assert state.width > 0 and state.height > 0, state
