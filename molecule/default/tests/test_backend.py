@@ -3,6 +3,8 @@ ffmpeg unit per stream, its key readable by root only."""
 
 from pathlib import Path
 
+from livestream_testing.clean import warnings
+
 LAB = Path("/var/lib/livestream-lab/molecule")
 testinfra_hosts = [f"ssh://molecule-backend?ssh_config={LAB / 'ssh_config'}"]
 
@@ -22,3 +24,10 @@ def test_the_stream_key_is_for_root_only(host):
     assert env.exists
     assert env.user == "root"
     assert env.mode & 0o077 == 0
+
+
+def test_the_role_runs_clean(host):
+    """No warning from ffmpeg on Debian 12 (livestream_testing.clean: tests/e2e/test_platform.py
+    checks the same on the default release)."""
+    with host.sudo():
+        assert warnings("backend", host.check_output) == {}

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from livestream_testing.clean import warnings
+
 LAB = Path("/var/lib/livestream-lab/molecule")
 testinfra_hosts = [f"ssh://molecule-frontend?ssh_config={LAB / 'ssh_config'}"]
 
@@ -52,3 +54,10 @@ def test_old_tls_is_refused(lab):
         with socket.create_connection((lab["frontend_address"], 443), timeout=5) as raw:
             with context.wrap_socket(raw, server_hostname=lab["domain"]):
                 pass
+
+
+def test_the_role_runs_clean(host):
+    """No warning from nginx -t or certbot on Debian 12 (livestream_testing.clean: tests/e2e/test_platform.py
+    checks the same on the default release)."""
+    with host.sudo():
+        assert warnings("frontend", host.check_output) == {}
