@@ -117,10 +117,11 @@ options:
   ami_family:
     description:
       - Which operating system the instances run, the newest image by name from the publisher's
-        own account: V(debian13) (Debian 13, the default), V(debian12) (Debian 12), V(ubuntu2404)
-        (Ubuntu 24.04, untested: no test reaches its package archive).
-      - On a stack that exists it changes nothing: its instances keep the image they were launched
-        from. Only an instance launched later (one terminated, then replaced) gets the new family.
+        own account. V(debian13) (Debian 13, the default), V(debian12) (Debian 12), V(ubuntu2404)
+        (Ubuntu 24.04, untested, as no test reaches its package archive).
+      - On a stack that exists it changes nothing, as its instances keep the image they were
+        launched from. Only an instance launched later (one terminated, then replaced) gets the
+        new family.
     type: str
     choices: [debian12, debian13, ubuntu2404]
     default: debian13
