@@ -174,6 +174,22 @@ def ssh_diagnosis(msg, host, address, ssh_args="", key_file="", public_key_file=
             "the instance is still booting, or stopped (livestream.aws.stack_info shows its state)",
             "a firewall or proxy on this side does not let ssh (port 22) out",
         ], True)
+    # OpenSSH 9.8 and later (Debian 13's) refuse an address for a while after logins failed
+    # from it (sshd's PerSourcePenalties): ssh then meets a connection closed before sshd's
+    # greeting (what failed on the way there is matched above). A private host's logins all
+    # come from the bastion's address ("UNKNOWN port": the connection through it was closed).
+    if re.search(r"kex_exchange_identification: (?:Connection closed by remote host|read: Connection reset)", text):
+        behind = bool(bastion) and "UNKNOWN port" in text
+        where = address if behind or not bastion else f"the bastion {bastion}"
+        source = "the bastion's address, which every login to a private host comes from" if behind \
+            else "this machine's address"
+        return result("login", f"the login on {where} was refused before it began (sshd closed the connection "
+                      "ahead of its greeting)", [
+                          f"logins failed from {source}, and sshd (OpenSSH 9.8 and later: Debian 13's) refuses it "
+                          "for a while after (PerSourcePenalties): most likely a key that does not match, tried "
+                          "again while waiting, which waiting makes worse: " + wrong_key[0],
+                          wrong_key[1],
+                      ], False)
     return result("unknown", f"ssh to {address}{' through the bastion ' + bastion if bastion else ''} failed", [
         "the instance is still booting, or stopped (livestream.aws.stack_info shows its state)",
         "see ssh's words above; ansible-playbook -vvvv shows the whole exchange",

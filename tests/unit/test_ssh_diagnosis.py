@@ -79,6 +79,29 @@ def test_a_changed_host_key_says_whose_and_how_to_forget_it(alias, whose):
     assert f"ssh-keygen -R {alias} -f {KNOWN_HOSTS}" in found["message"]
 
 
+@pytest.mark.parametrize("closed", ["kex_exchange_identification: Connection closed by remote host\r\n"
+                                    "Connection closed by UNKNOWN port 65535",
+                                    "kex_exchange_identification: read: Connection reset by peer\r\n"
+                                    "Connection reset by UNKNOWN port 65535"])
+def test_a_host_that_closes_before_its_greeting_after_failed_logins_names_the_key_and_stops_the_wait(closed):
+    """Debian 13's sshd (OpenSSH 10) after a few logins with the wrong key from the bastion's
+    address, as the lab's backend answered the wait's retries."""
+    found = backend(closed, key_file="/home/me/.ssh/other", public_key_file="/home/me/.ssh/id_ed25519.pub")
+
+    assert found["hop"] == "login" and not found["may_be_booting"]
+    assert found["message"].startswith(f"live-backend: the login on {BACKEND} was refused before it began")
+    assert "PerSourcePenalties" in found["message"] and "the bastion's address" in found["message"]
+    assert "the private key ssh offers (/home/me/.ssh/other) is not the private half" in found["message"]
+    assert "livestream_ssh_public_key_file: /home/me/.ssh/id_ed25519.pub" in found["message"]
+
+
+def test_the_bastion_closing_before_its_greeting_is_this_machines_penalty():
+    found = bastion(f"kex_exchange_identification: Connection closed by remote host\r\nConnection closed by {BASTION} port 22")
+
+    assert found["message"].startswith(f"live-bastion: the login on {BASTION} was refused before it began")
+    assert "this machine's address" in found["message"]
+
+
 def test_refused_connections_mean_sshd_is_not_up_yet():
     found = bastion(f"ssh: connect to host {BASTION} port 22: Connection refused")
 
