@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="leave the machines unconfigured (do not run site.yml)")
     up.add_argument("--cdn", choices=["none", "cloudfront"],
                     help="livestream_cdn: viewers through CloudFront (the lab's edge); default: what the lab had, else none")
-    up.add_argument("--ami-family", choices=["debian12", "debian13"],
+    up.add_argument("--ami-family", choices=[f"debian{number}" for number in image.SUITES],
                     help="livestream_ami_family (the machines boot that Debian release); default: what the lab had,"
                          " else the collection's default")
     up.add_argument("--strict", action="store_true",

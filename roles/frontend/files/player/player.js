@@ -25,6 +25,12 @@ function ownsLiveSync(config) {
   return !(joinFragments > 0 && fragmentSeconds > 0) || liveSyncSettings.some((key) => key in config);
 }
 
+// A fragment's length in seconds: the configured one, or the playlist's when its fragments are
+// longer (an encoder's, sent on as they are).
+function fragmentLength(details) {
+  return Math.max(fragmentSeconds, details.averagetargetduration || details.targetduration);
+}
+
 function withJoin(config) {
   return ownsLiveSync(config) ? config : { ...config, liveSyncDuration: joinFragments * fragmentSeconds };
 }
@@ -38,8 +44,7 @@ function joinAsShown(player) {
   if (ownsLiveSync(hlsConfig)) return;
   player.once(Hls.Events.MANIFEST_LOADED, (event, data) => {
     const details = data.levels.length === 1 ? data.levels[0].details : null;
-    const shown = details && details.live ? details.averagetargetduration || details.targetduration : 0;
-    if (shown > fragmentSeconds) player.config.liveSyncDuration = joinFragments * shown;
+    if (details && details.live) player.config.liveSyncDuration = joinFragments * fragmentLength(details);
   });
 }
 
@@ -56,8 +61,7 @@ function settleAtTarget(player) {
       player.off(Hls.Events.LEVEL_UPDATED, settle);
     } else if (details.advanced && !video.paused && video.currentTime > 0) {
       player.off(Hls.Events.LEVEL_UPDATED, settle);
-      const shown = details.averagetargetduration || details.targetduration;
-      player.targetLatency = Math.max(targetFragments * Math.max(fragmentSeconds, shown), 1.5 * details.targetduration);
+      player.targetLatency = Math.max(targetFragments * fragmentLength(details), 1.5 * details.targetduration);
     }
   };
   player.on(Hls.Events.LEVEL_UPDATED, settle);
