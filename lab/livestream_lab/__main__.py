@@ -27,13 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status", help="print what the lab is and where")
     build = commands.add_parser("image", help="build a machines' base image (cached)")
     build.add_argument("--rebuild", action="store_true", help="build it again even if cached")
-    build.add_argument("--suite", choices=sorted(image.SUITES.values()), default=image.DEFAULT_SUITE,
-                       help="the Debian release (default %(default)s)")
+    build.add_argument("--suite", choices=sorted(image.SUITES.values()) + ["all"], default=image.DEFAULT_SUITE,
+                       help="the Debian release (default %(default)s); all: every release, the default's first")
     args = parser.parse_args(argv)
 
     settings = config.load(args.stack)
     if args.command == "image":
-        print(image.build(args.suite, rebuild=args.rebuild, log=lab.log))
+        suites = image.by_preference() if args.suite == "all" else [args.suite]
+        for suite in suites:
+            print(image.build(suite, rebuild=args.rebuild, log=lab.log))
         return 0
     if args.command == "down":
         lab.down(settings)

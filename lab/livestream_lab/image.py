@@ -80,6 +80,11 @@ rm -rf /var/lib/apt/lists/*
 """
 
 
+def by_preference() -> list[str]:
+    """Every release the lab has an image of, the default's first."""
+    return sorted(SUITES.values(), key=lambda suite: suite != DEFAULT_SUITE)
+
+
 def recipe(suite: str = DEFAULT_SUITE) -> dict:
     return {"suite": suite, "mirror": MIRROR, "packages": PACKAGES, "configure": CONFIGURE}
 

@@ -10,7 +10,9 @@ Studio itself, headless, goes live with what a streamer types into it."""
 
 from __future__ import annotations
 
+import math
 import os
+import statistics
 import threading
 import time
 import urllib.parse
@@ -37,6 +39,8 @@ ENCODING = Encoding(height=720, fps=30, keyframe_s=4)
 LIVE_SECONDS = 240
 # the ladder's first fragments, after the backend's waiting pull gets the encoder's stream
 LIVE_WITHIN_S = 60
+# how much of the stream is watched after an encoder comes back
+WATCHED_S = 8
 # a refused publish ends within seconds; an accepted one would run this long
 REFUSED_SECONDS = 8
 
@@ -131,24 +135,30 @@ def test_an_encoder_that_stops_and_comes_back_goes_on_without_ansible(live, lab,
     publication lasted (ffmpeg's plain flv reader passed the timestamps on going backwards: a
     copy's clamped, a ladder's frames dropped, until they caught up)."""
     rendition = client.playlist(master_url).variants[-1].uri
-    fragment = client.media_playlist(rendition).target_duration
+    # the fragment length (the target duration is a whole number of seconds, above it)
+    fragment = statistics.median(segment.duration for segment in client.media_playlist(rendition).segments)
     live.stop()
     stopped = time.monotonic()
     with Encoder(f"{ingest['server']}/{ingest['stream_key']}", seconds=90, ca_file=lab["ca_cert"],
                  encoding=ENCODING) as again:
         # the fragments that appear from here on; the first one or two may still be the
         # stopped encoder's last frames
-        arrivals = client.new_segments(rendition, count=8, timeout=LIVE_WITHIN_S + 8 * fragment, poll_s=0.2)
-        assert len(arrivals) == 8, f"{len(arrivals)} fragments in {LIVE_WITHIN_S + 8 * fragment:.0f} s after the encoder came back"
-        durations = [arrival.segment.duration for arrival in arrivals]
-        assert all(fragment / 2 <= duration <= 2 * fragment for duration in durations), durations
-        # listed in real time: the last five as far apart as they are long, give or take
-        last = arrivals[-6:]
+        # 8 s of the stream, whatever the fragment length
+        count = math.ceil(WATCHED_S / fragment)
+        arrivals = client.new_segments(rendition, count=count, timeout=LIVE_WITHIN_S + WATCHED_S, poll_s=0.2)
+        assert len(arrivals) == count, f"{len(arrivals)} fragments in {LIVE_WITHIN_S + WATCHED_S:.0f} s after the encoder came back"
+        timeline = [(round(arrival.listed_at - arrivals[0].listed_at, 2), arrival.segment.duration)
+                    for arrival in arrivals]
+        assert all(fragment / 2 <= duration <= 2 * fragment for _, duration in timeline), timeline
+        # listed in real time: the second half (4 s) as far apart as it is long, give or take a
+        # poll; a burst as the stream starts again is not the stall this is about (once, on a
+        # loaded machine: 5 fragments of 0.5 s listed within 1.3 s)
+        last = arrivals[count // 2 - 1:]
         spread = last[-1].listed_at - last[0].listed_at
-        assert spread >= 0.6 * sum(arrival.segment.duration for arrival in last[1:]), (spread, durations)
+        assert spread >= 0.6 * sum(arrival.segment.duration for arrival in last[1:]), (spread, timeline)
         assert again.running()
-    print(f"the stream went on: 8 fragments {arrivals[-1].listed_at - (time.time() - (time.monotonic() - stopped)):.1f}s "
-          "after the encoder stopped")
+    print(f"the stream went on: {count} fragments {arrivals[-1].listed_at - (time.time() - (time.monotonic() - stopped)):.1f}s "
+          f"after the encoder stopped; listed at (s, duration): {timeline}")
 
 
 def test_no_key_is_readable_but_by_root_after_the_failures(live, lab_config, ssh, machines):

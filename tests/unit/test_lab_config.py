@@ -79,3 +79,7 @@ def test_the_lab_builds_by_default_the_release_the_collection_launches_by_defaul
     for family in AMI_FAMILIES:
         if family.startswith("debian"):
             assert image.suite_of(name_pattern(family)) in image.SUITES.values()
+    # make test builds every release's image beside the suites, the default's first (the one
+    # the first labs wait for)
+    assert image.by_preference()[0] == image.DEFAULT_SUITE
+    assert sorted(image.by_preference()) == sorted(image.SUITES.values())
