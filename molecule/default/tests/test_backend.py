@@ -31,3 +31,17 @@ def test_the_role_runs_clean(host):
     checks the same on the default release)."""
     with host.sudo():
         assert warnings("backend", host.check_output) == {}
+
+
+def test_a_fresh_deploy_does_not_set_off_the_restart_alert(host):
+    """Configured beside the frontend (configure.yml: side by side), every stream waited for
+    the frontend's RTMP to answer instead of failing and starting again every 2 s until it did
+    (about ten restarts each): fewer than LivestreamBackendUnitRestarting's 3 (a reload of the
+    frontend's nginx after the push began may break it once)."""
+    shown = host.check_output("systemctl show -p Id -p NRestarts 'livestream-stream@*'")
+    restarts = {}
+    for block in shown.split("\n\n"):
+        unit = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        restarts[unit["Id"]] = int(unit["NRestarts"])
+    assert "livestream-stream@test.service" in restarts, shown
+    assert all(count < 3 for count in restarts.values()), restarts
