@@ -68,23 +68,30 @@ $(TLS_VENV)/.installed: requirements-tls.txt
 # (lint, sanity, every other pytest suite, molecule) niced, so that it takes what the first
 # leaves idle. The rest's output goes to build/test-other.log, printed once both have ended;
 # either failing fails the run (each lane stops at its own first failure).
-# From the start, niced too, the machines' images are built one after the other where they
-# are not cached yet (a fresh machine): the default release's first, which both lanes' first
-# labs wait for (on its lock) as they would for their own build, then Debian 12's, which
-# molecule needs at the end of the other lane, built meanwhile instead of then. A lab builds
-# an image itself if this has not (or failed to, then with its own error).
+# First of all, in the background, the machines' images that are not cached yet (a fresh
+# machine): the lab's `image` command needs the standard library alone, so they build while
+# the virtualenvs install. The default release's first, at normal priority (the first labs of
+# both lanes wait for it, on its lock); then the others at the lowest (Debian 12's, which
+# molecule needs at the end of the other lane). A lab builds an image itself if this has not.
 TEST_OTHER_LOG := build/test-other.log
 TEST_IMAGES_LOG := build/test-images.log
 
-test: setup-lab
+test:
+	@scripts/setup-host test lab
 	@mkdir -p build
-	@echo "== beside the service suites, niced: lint, sanity, the other suites, molecule ($(TEST_OTHER_LOG))"
-	@setsid nice -n 10 $(BIN)/python -m livestream_lab image --suite all > $(TEST_IMAGES_LOG) 2>&1 & images=$$!; \
-	setsid nice -n 10 $(MAKE) --no-print-directory test-other > $(TEST_OTHER_LOG) 2>&1 & other=$$!; \
-	trap 'kill -- -$$other -$$images 2>/dev/null; exit 130' INT TERM; \
-	status=0; $(MAKE) --no-print-directory pytest-service || status=$$?; \
-	wait $$other || status=$$?; wait $$images || cat $(TEST_IMAGES_LOG); trap - INT TERM; \
-	echo "== lint, sanity, the other suites, molecule ($(TEST_OTHER_LOG))"; cat $(TEST_OTHER_LOG); \
+	@export PYTHONPATH=$(ROOT)/lab; \
+	setsid bash -c '$(PYTHON) -m livestream_lab image && nice -n 19 $(PYTHON) -m livestream_lab image --suite all' \
+	  > $(TEST_IMAGES_LOG) 2>&1 & images=$$!; unset PYTHONPATH; \
+	trap 'kill -- -$$images $${other:+-$$other} 2>/dev/null; exit 130' INT TERM; \
+	status=0; $(MAKE) --no-print-directory setup-lab || status=$$?; \
+	if [ $$status = 0 ]; then \
+	  echo "== beside the service suites, niced: lint, sanity, the other suites, molecule ($(TEST_OTHER_LOG))"; \
+	  setsid nice -n 10 $(MAKE) --no-print-directory test-other > $(TEST_OTHER_LOG) 2>&1 & other=$$!; \
+	  $(MAKE) --no-print-directory pytest-service || status=$$?; \
+	  wait $$other || status=$$?; \
+	  echo "== lint, sanity, the other suites, molecule ($(TEST_OTHER_LOG))"; cat $(TEST_OTHER_LOG); \
+	fi; \
+	kill -- -$$images 2>/dev/null || true; wait $$images || echo "== the machines' images did not all build here: $(TEST_IMAGES_LOG)"; \
 	exit $$status
 
 test-other: setup-lab

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import config, image, lab, strict, streams as lab_streams
+# the standard library alone until the command needs more: `image` runs before the
+# virtualenvs exist (make test builds the images while they install)
+from . import config, image, strict, streams as lab_streams
+from .system import log
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "image":
         suites = image.by_preference() if args.suite == "all" else [args.suite]
         for suite in suites:
-            print(image.build(suite, rebuild=args.rebuild, log=lab.log))
+            print(image.build(suite, rebuild=args.rebuild, log=log))
         return 0
+    from . import lab  # pylint: disable=import-outside-toplevel
     if args.command == "down":
         lab.down(settings)
         return 0

@@ -27,15 +27,11 @@ from . import config, edge, machines, network, provision, services, streams
 from .config import LabConfig
 from .moto import MotoServer
 from .stack import Stack, clients, describe
-from .system import MARKER, alive, lab_processes, marked, output, run, stop
+from .system import MARKER, alive, lab_processes, log, marked, output, run, stop
 
 # the top of the checkout's site.yml, as a user of a clone runs it (the collection found as
 # that playbook's adjacent collections/, not through ANSIBLE_COLLECTIONS_PATH)
 SITE = config.REPOSITORY / "site.yml"
-
-
-def log(message: str) -> None:
-    print(f"lab: {message}", flush=True)
 
 
 class State:

@@ -17,6 +17,10 @@ from pathlib import Path
 MARKER = "LIVESTREAM_LAB_ID"
 
 
+def log(message: str) -> None:
+    print(f"lab: {message}", flush=True)
+
+
 def run(*command: str, check: bool = True, capture: bool = False, netns: str | None = None,
         stdin_text: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     argv = [str(part) for part in command]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import statistics
 import threading
 import time
@@ -41,6 +42,12 @@ LIVE_SECONDS = 240
 LIVE_WITHIN_S = 60
 # how much of the stream is watched after an encoder comes back
 WATCHED_S = 8
+# in the frontend's nginx's place: its RTMP port (the backend's) answers, and closes every connection
+NOT_RTMP = """import socket
+listener = socket.create_server(("", 1935))
+while True:
+    listener.accept()[0].close()
+"""
 # a refused publish ends within seconds; an accepted one would run this long
 REFUSED_SECONDS = 8
 
@@ -163,24 +170,25 @@ def test_an_encoder_that_stops_and_comes_back_goes_on_without_ansible(live, lab,
 
 def test_no_key_is_readable_but_by_root_after_the_failures(live, lab_config, ssh, machines):
     """Every key of every stream, searched after the refusals and the encoder's stop above
-    (which ended the backend's pull and push) and the frontend's nginx stopped until the
-    backend's pushes fail to reconnect (ffmpeg's failure to open its output names the URL, key
-    included; a push merely broken does not, since ffmpeg 7), then started again: in what a
-    user who is not root sees of the process lists, and in every journal and log, of every
-    machine."""
+    (which ended the backend's pull and push) and the frontend's nginx replaced, until the
+    backend's pushes fail to reconnect, by a listener on its RTMP port that closes every
+    connection (the backend's units wait for the port to answer; then ffmpeg's failure to open
+    its output names the URL, key included; a push merely broken does not, since ffmpeg 7),
+    then started again: in what a user who is not root sees of the process lists, and in every
+    journal and log, of every machine."""
     frontend, backend = machines["frontend"]["name"], machines["backend"]["name"]
     since = int(time.time())  # the lab's machines share this host's clock
-    stopped = ssh(frontend, "sudo -n systemctl stop nginx")
+    stopped = ssh(frontend, f"sudo -n systemctl stop nginx && sudo -n systemd-run --unit=not-rtmp python3 -c {shlex.quote(NOT_RTMP)}")
     assert stopped.returncode == 0, stopped.stderr
     journal = ""
     try:
-        # systemd starts a failed push again every 2 s: one that finds nginx down says so
+        # systemd starts a failed push again every 2 s: one that finds no RTMP there says so
         deadline = time.monotonic() + 30
         while "<redacted>" not in journal and time.monotonic() < deadline:
             time.sleep(1)
             journal = ssh(backend, f"sudo -n journalctl --no-pager -o cat --since @{since} -u 'livestream-stream@*'").stdout
     finally:
-        started = ssh(frontend, "sudo -n systemctl start nginx")
+        started = ssh(frontend, "sudo -n systemctl stop not-rtmp; sudo -n systemctl start nginx")
     assert started.returncode == 0, started.stderr
     # the control: the backend's journal holds ffmpeg's failure, its key redacted
     assert "<redacted>" in journal, journal[-2000:]
