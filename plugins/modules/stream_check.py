@@ -162,6 +162,7 @@ streams:
 
 import http.client
 import json
+import os
 import ssl
 import time
 import urllib.error
@@ -296,6 +297,9 @@ def main():
         module.fail_json(msg=f"url must be an https:// address (TLS is always verified), not {module.params['url']!r}")
     if module.params["timeout"] <= 0 or module.params["poll_interval"] <= 0:
         module.fail_json(msg="timeout and poll_interval must be positive")
+    # at once, not as every request failing until the timeout
+    if module.params["ca_path"] and not os.path.isfile(module.params["ca_path"]):
+        module.fail_json(msg=f"ca_path: {module.params['ca_path']} is not a file on this machine")
     failed, message, result = run(module.params)
     if failed:
         module.fail_json(msg=message, changed=False, **result)

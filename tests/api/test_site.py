@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from livestream_testing import ROOT, outside_the_checkout
 from provisioning import PROVISION, census, instances_by_role, route53, stack_vars
 
@@ -39,17 +41,37 @@ def test_site_refuses_an_inventory_that_is_not_the_stack_plugin(aws, ansible, tm
     assert not any(census(ec2, "live").values())
 
 
-def test_configure_refuses_an_inventory_without_the_stack(aws, ansible, tmp_path):
-    """configure.yml on a stack not provisioned (or another one) would configure no host and
-    end green: it says so instead."""
-    result = ansible.playbook(ROOT / "playbooks" / "configure.yml", inventory=inventory_for(tmp_path, "live"),
-                              extra_vars=stack_vars(tmp_path, "live"))
+@pytest.mark.parametrize("playbook", ["configure.yml", "rotate_key.yml"])
+def test_configure_and_rotate_key_refuse_an_inventory_without_the_stack(aws, ansible, tmp_path, playbook):
+    """configure.yml or rotate_key.yml on a stack not provisioned (or another one) would
+    configure no host and end green: each says so instead, rotate_key before it writes a new key
+    (which no machine would get)."""
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    result = ansible.playbook(ROOT / "playbooks" / playbook, inventory=inventory_for(tmp_path, "live"),
+                              extra_vars=stack_vars(tmp_path, "live", livestream_credentials_dir=str(credentials),
+                                                    livestream_rotate_stream="studio"))
 
     assert result.returncode != 0
     handover = result.task("The inventory holds one machine of each role of the stack")
     messages = [item["msg"] for item in handover["results"] if item.get("failed")]
     assert len(messages) == 3  # bastion, frontend, backend
     assert "no bastion of stack live: provision it first" in messages[0]
+    assert not (credentials / "stream-key-studio").exists()
+
+
+def test_configure_refuses_a_missing_ca_bundle_for_its_final_check_before_anything(aws, ansible, tmp_path):
+    """livestream_verify_ca_path names a file that is not there: said first, naming the
+    variable, not as the final check's requests failing after the whole configuration."""
+    missing = tmp_path / "no-such-ca.pem"
+    result = ansible.playbook(ROOT / "playbooks" / "configure.yml", inventory=inventory_for(tmp_path, "live"),
+                              extra_vars=stack_vars(tmp_path, "live", livestream_verify_ca_path=str(missing)))
+
+    assert result.returncode != 0
+    (message,) = result.failure_messages()
+    assert message.startswith(f"livestream_verify_ca_path: {missing} is not a file on this machine")
+    with pytest.raises(KeyError):
+        result.task("The inventory holds one machine of each role of the stack")
 
 
 def test_livestream_stack_names_the_stack_for_playbook_and_inventory(aws, ansible, tmp_path, ec2):

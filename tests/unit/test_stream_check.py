@@ -141,5 +141,9 @@ def test_the_module_runs_under_ansible_changes_nothing_and_fails_the_run(tls, tm
         assert "stream 'plain': rendition" in result["msg"] and "stale" in result["msg"]
     with https_server(tls, service(STREAMS)) as port:
         returncode, result = module(port, timeout=10)
-    assert returncode == 0, result
+        assert returncode == 0, result
+        # a CA file that is not there is said at once, not as every request failing till the end
+        missing = tmp_path / "missing.pem"
+        returncode, failure = module(port, ca_path=str(missing), timeout=60)
+        assert returncode != 0 and failure["msg"] == f"ca_path: {missing} is not a file on this machine"
     assert result["changed"] is False and [stream["ok"] for stream in result["streams"]] == [True, True]
