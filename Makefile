@@ -77,6 +77,7 @@ TEST_OTHER_LOG := build/test-other.log
 TEST_IMAGES_LOG := build/test-images.log
 
 test:
+	@echo "== $$(date +%T) make test"
 	@scripts/setup-host test lab
 	@mkdir -p build
 	@export PYTHONPATH=$(ROOT)/lab; \
@@ -87,18 +88,26 @@ test:
 	if [ $$status = 0 ]; then \
 	  echo "== beside the service suites, niced: lint, sanity, the other suites, molecule ($(TEST_OTHER_LOG))"; \
 	  setsid nice -n 10 $(MAKE) --no-print-directory test-other > $(TEST_OTHER_LOG) 2>&1 & other=$$!; \
+	  echo "== $$(date +%T) the service suites"; \
 	  $(MAKE) --no-print-directory pytest-service || status=$$?; \
+	  echo "== $$(date +%T) the service suites ended"; \
 	  wait $$other || status=$$?; \
+	  echo "== $$(date +%T) both lanes ended"; \
 	  echo "== lint, sanity, the other suites, molecule ($(TEST_OTHER_LOG))"; cat $(TEST_OTHER_LOG); \
 	fi; \
 	kill -- -$$images 2>/dev/null || true; wait $$images || echo "== the machines' images did not all build here: $(TEST_IMAGES_LOG)"; \
 	exit $$status
 
 test-other: setup-lab
+	@echo "== $$(date +%T) lint"
 	$(MAKE) --no-print-directory lint
+	@echo "== $$(date +%T) sanity"
 	$(MAKE) --no-print-directory sanity
+	@echo "== $$(date +%T) the other suites"
 	pytest --ignore=tests/e2e --ignore=tests/faults
+	@echo "== $$(date +%T) molecule"
 	$(MAKE) --no-print-directory molecule
+	@echo "== $$(date +%T) lint, sanity, the other suites and molecule passed"
 
 # ansible-lint puts its cache's collections ($$ANSIBLE_HOME, else ~/.ansible) before ours: a
 # copy of livestream.aws installed there (another checkout's, an older tarball) would hide
