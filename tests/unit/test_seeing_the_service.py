@@ -5,8 +5,6 @@ metrics` accepts, and the alert rules shipped with the collection (prometheus/),
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import json
 import os
 import shutil
@@ -18,18 +16,11 @@ import urllib.request
 import pytest
 
 from livestream_testing import ROOT
+from livestream_testing.programs import metrics_collector, viewer_count
 
 
-def _load(name, path):
-    loader = importlib.machinery.SourceFileLoader(name, str(path))
-    spec = importlib.util.spec_from_loader(name, loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-viewers_service = _load("livestream_viewers", ROOT / "roles/frontend/files/livestream-viewers")
-collector = _load("livestream_metrics", ROOT / "roles/metrics/files/livestream-metrics")
+viewers_service = viewer_count()
+collector = metrics_collector()
 
 SESSION = "0123456789abcdef0123456789abcdef"
 

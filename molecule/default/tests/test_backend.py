@@ -4,6 +4,7 @@ ffmpeg unit per stream, its key readable by root only."""
 from pathlib import Path
 
 from livestream_testing.clean import warnings
+from livestream_testing.programs import metrics_collector
 
 LAB = Path("/var/lib/livestream-lab/molecule")
 testinfra_hosts = [f"ssh://molecule-backend?ssh_config={LAB / 'ssh_config'}"]
@@ -39,9 +40,7 @@ def test_a_fresh_deploy_does_not_set_off_the_restart_alert(host):
     (about ten restarts each): fewer than LivestreamBackendUnitRestarting's 3 (a reload of the
     frontend's nginx after the push began may break it once)."""
     shown = host.check_output("systemctl show -p Id -p NRestarts 'livestream-stream@*'")
-    restarts = {}
-    for block in shown.split("\n\n"):
-        unit = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-        restarts[unit["Id"]] = int(unit["NRestarts"])
+    # read as the metrics' collector reads it (LivestreamBackendUnitRestarting's source)
+    restarts = {unit["Id"]: int(unit["NRestarts"]) for unit in metrics_collector().unit_properties(shown)}
     assert "livestream-stream@test.service" in restarts, shown
     assert all(count < 3 for count in restarts.values()), restarts
