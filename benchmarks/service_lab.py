@@ -46,14 +46,18 @@ class Service:
     def configure(self, **overrides) -> None:
         """Run playbooks/configure.yml on the lab with these variables on top of the lab's
         own (extra vars): how a benchmark switches between the arms it compares."""
+        self.playbook("configure.yml", **overrides)
+
+    def playbook(self, name: str, **overrides) -> None:
+        """Run playbooks/<name> on the lab as configure() does."""
         env = {**os.environ, **lab_support.aws_environment(self.lab)}
-        command = ["ansible-playbook", "-i", self.summary["inventory"], str(ROOT / "playbooks" / "configure.yml")]
+        command = ["ansible-playbook", "-i", self.summary["inventory"], str(ROOT / "playbooks" / name)]
         if overrides:
             command += ["-e", json.dumps(overrides)]
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             # the variables' names only: livestream_streams holds keys
-            raise RuntimeError(f"configure.yml with {sorted(overrides)} failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
+            raise RuntimeError(f"{name} with {sorted(overrides)} failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
 
 
 def require_root() -> None:
