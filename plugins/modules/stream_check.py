@@ -37,7 +37,7 @@ options:
   ca_path:
     description:
       - A PEM file of the CA certificates to trust instead of the system's (a private ACME CA,
-        such as the lab's).
+        such as the lab's). A path that is not a file fails the check at once.
     type: path
   timeout:
     description:
