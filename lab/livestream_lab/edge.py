@@ -435,8 +435,7 @@ def hook_rules(lab: LabConfig) -> None:
               ["-i", root_side, *mark, "-j", "DROP"],
               ["-i", transit, *mark, "-j", "DROP"]]
     for rule in reversed(wanted):
-        if run("iptables", "-w", "-C", "FORWARD", *rule, check=False).returncode != 0:
-            run("iptables", "-w", "-I", "FORWARD", *rule)
+        network.ensure_rule("filter", "FORWARD", rule)
 
 
 # -- certificates -----------------------------------------------------------------------
@@ -677,7 +676,6 @@ class Realiser:
         groups = dict(stack.security_groups)
         if self.groups is not None and groups != self.groups and len(stack.instances) == self.instances:
             network.apply_security_groups(self.lab, stack)
-            hook_rules(self.lab)
             log("security groups follow the API")
         self.groups, self.instances = groups, len(stack.instances)
         if stack.records != self.records:

@@ -280,19 +280,33 @@ def conntrack_zone(lab: LabConfig, subnet_index: int) -> int:
 def _security_groups(lab: LabConfig, stack: Stack) -> None:
     """Enforce the API's security groups on the machines' ports; rewritten whole on every
     run, so that `up` follows rules changed in the API. Also lets the subnet bridges switch
-    when the host's FORWARD policy is DROP (Docker)."""
+    when the host's FORWARD policy is DROP (Docker).
+
+    As on AWS, a change never opens the ports while it is made: the chains are replaced in
+    one iptables-restore transaction (the kernel swaps them at once), and the bridges' hooks
+    into the root namespace's chains stay in place. `up` and the CDN edge's realiser may
+    both apply the groups at the same time; either writes a whole set."""
     if not Path("/proc/sys/net/bridge").exists() and shutil.which("modprobe"):
         run("modprobe", "br_netfilter")  # a module on Debian's kernel, built in on others
     for index in range(len(stack.subnets)):
         run("ip", "link", "set", lab.bridge(index), "type", "bridge", "nf_call_iptables", "1")
-    _remove_hooks(lab)
-    _remove_chains(lab)
-    run("iptables-restore", "-w", "--noflush", stdin_text="\n".join(_security_group_rules(lab, stack)) + "\n")
+    rules = _security_group_rules(lab, stack)
+    run("iptables-restore", "-w", "--noflush", stdin_text="\n".join(rules) + "\n")
+    # the ports' chains of machines the stack no longer has: unreferenced since the restore
+    wanted = {line[1:].split()[0] for line in rules if line.startswith(":")}
+    for chain in sorted(set(_our_chains(lab)) - wanted):
+        run("iptables", "-w", "-F", chain, check=False)
+        run("iptables", "-w", "-X", chain, check=False)
     for index in range(len(stack.subnets)):
         bridge, mark = lab.bridge(index), ["-m", "comment", "--comment", comment(lab)]
-        run("iptables", "-w", "-t", "raw", "-I", "PREROUTING", "-i", bridge, *mark,
-            "-j", "CT", "--zone", str(conntrack_zone(lab, index)))
-        run("iptables", "-w", "-I", "FORWARD", "-i", bridge, "-o", bridge, *mark, "-j", _sg_chain(lab))
+        ensure_rule("raw", "PREROUTING", ["-i", bridge, *mark, "-j", "CT", "--zone", str(conntrack_zone(lab, index))])
+        ensure_rule("filter", "FORWARD", ["-i", bridge, "-o", bridge, *mark, "-j", _sg_chain(lab)])
+
+
+def ensure_rule(table: str, chain: str, rule: list[str]) -> None:
+    """``rule`` at the head of one of the root namespace's chains, unless it is there already."""
+    if run("iptables", "-w", "-t", table, "-C", chain, *rule, check=False).returncode != 0:
+        run("iptables", "-w", "-t", table, "-I", chain, *rule)
 
 
 def apply_security_groups(lab: LabConfig, stack: Stack) -> None:
@@ -307,9 +321,13 @@ def _remove_hooks(lab: LabConfig) -> None:
             run("iptables", "-w", "-t", table, *line.replace("-A", "-D", 1).replace('"', "").split(), check=False)
 
 
+def _our_chains(lab: LabConfig) -> list[str]:
+    return [line.split()[1] for line in output("iptables", "-w", "-S").splitlines()
+            if line.startswith(f"-N ls{lab.tag}")]
+
+
 def _remove_chains(lab: LabConfig) -> None:
-    chains = [line.split()[1] for line in output("iptables", "-w", "-S").splitlines()
-              if line.startswith(f"-N ls{lab.tag}")]
+    chains = _our_chains(lab)
     for chain in chains:
         run("iptables", "-w", "-F", chain, check=False)
     for chain in chains:

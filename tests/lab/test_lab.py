@@ -13,6 +13,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -284,6 +285,51 @@ def test_the_bastion_lets_ssh_in_from_the_admin_cidrs_only(lab, lab_config):
         # dropped (silence), not refused or unroutable: the group said no
         with pytest.raises(TimeoutError):
             outsider.connect((bastion, 22))
+
+
+def _lab_rules_in_the_hosts_chains(lab_config) -> list[str]:
+    return sorted(line for table in ("filter", "raw")
+                  for line in subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True,
+                                             check=True).stdout.splitlines()
+                  if network.comment(lab_config) in line and not line.startswith("-N"))
+
+
+def test_the_groups_applied_again_never_leave_a_port_open_meanwhile(lab, lab_config):
+    """AWS changes a group's rules without a moment in which the instance is open to all;
+    the lab applies its groups again at any time (`up`, and the CDN edge's realiser when a
+    group changed in the API), two of them at once at worst: the outsider must meet the
+    bastion's closed port all along, and the lab's other rules on the host must stay."""
+    bastion, before = lab["bastion_address"], _lab_rules_in_the_hosts_chains(lab_config)
+    stack = describe(lab_config.stack, aws_environment(lab_config))
+    done, let_in, attempts, applied = threading.Event(), [], 0, []
+
+    def apply_again() -> None:
+        while not done.is_set():
+            network.apply_security_groups(lab_config, stack)
+            applied.append(1)
+    appliers = [threading.Thread(target=apply_again), threading.Thread(target=apply_again)]
+    for applier in appliers:
+        applier.start()
+    try:
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            attempts += 1
+            with socket.socket() as outsider:
+                outsider.bind((str(lab_config.outsider_address), 0))
+                outsider.settimeout(0.2)
+                try:
+                    outsider.connect((bastion, 22))
+                    let_in.append(attempts)
+                except TimeoutError:
+                    pass
+    finally:
+        done.set()
+        for applier in appliers:
+            applier.join()
+    assert not let_in, f"{len(let_in)} of {attempts} connections from the outsider were let in"
+    assert attempts > 20 and len(applied) > 4, (attempts, len(applied))
+    assert _lab_rules_in_the_hosts_chains(lab_config) == before
+    assert _connects(bastion, 22)
 
 
 # runs on a machine: accept one connection on a port, print the peer's address
