@@ -568,7 +568,7 @@ class Realiser:
         self.aws_env = aws_environment(self.api_url)
         self.records: dict[str, list[str]] = {}
         # the security groups as `up` enforced them (first seen), then as the realiser did
-        self.groups: dict | None = None
+        self.rules: list[str] | None = None
         self.instances = 0
         # the distributions' versions when the stack was last read, and the rounds since
         self.versions: dict[str, str] | None = None
@@ -673,11 +673,12 @@ class Realiser:
             stack = describe(self.lab.stack, self.aws_env, delegations=state.get("delegations") or {}, edge=self.address)
         except LookupError:
             return  # the stack is being torn down, or not provisioned yet
-        groups = dict(stack.security_groups)
-        if self.groups is not None and groups != self.groups and len(stack.instances) == self.instances:
+        # the groups' rules, the interfaces' groups and their source/destination checks
+        rules = network.security_group_rules(self.lab, stack)
+        if self.rules is not None and rules != self.rules and len(stack.instances) == self.instances:
             network.apply_security_groups(self.lab, stack)
             log("security groups follow the API")
-        self.groups, self.instances = groups, len(stack.instances)
+        self.rules, self.instances = rules, len(stack.instances)
         if stack.records != self.records:
             services.dns(self.lab, stack)
             if self.records:

@@ -243,6 +243,29 @@ def tag_launched_interfaces() -> None:
     InstanceBackend.run_instances = run_instances
 
 
+def one_source_dest_check() -> None:
+    """An instance's source/destination check is its primary network interface's, as on EC2:
+    ModifyInstanceAttribute changes what DescribeNetworkInterfaces (and the interfaces that
+    DescribeInstances lists) report, and ModifyNetworkInterfaceAttribute on the primary
+    interface what the instance reports. moto keeps two values: an instance turned into a NAT
+    by the one call would still show the check on its interface, and the other way round."""
+    # pylint: disable-next=import-outside-toplevel
+    from moto.ec2.models.instances import Instance
+
+    def get(self):
+        nics = self.__dict__.get("nics") or {}
+        return nics[0].source_dest_check if 0 in nics else self.__dict__.get("lab_source_dest_check", True)
+
+    def put(self, value):
+        nics = self.__dict__.get("nics") or {}
+        if 0 in nics:
+            nics[0].source_dest_check = value
+        else:  # moto's __init__ sets it before the interfaces exist (their default is True too)
+            self.__dict__["lab_source_dest_check"] = value
+
+    Instance.source_dest_check = property(get, put)
+
+
 def model_cpu_credits() -> None:
     """A burstable instance's CPU credit option, as EC2 keeps it: launched with the request's
     CreditSpecification, else its family's default (T2 standard, T3/T3a/T4g unlimited);
@@ -332,6 +355,7 @@ def serve(argv: list[str] | None = None) -> None:
         setattr(module, name, generate)
     sign_bodiless_requests_as_sent()
     tag_launched_interfaces()
+    one_source_dest_check()
     model_cpu_credits()
     cdn_api.install(args.public_block)
     os.environ.setdefault("MOTO_PORT", str(args.port))

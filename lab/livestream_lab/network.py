@@ -27,6 +27,9 @@ between two machines of one subnet never meets the router, so filtering on the r
 alone would not do. A rule naming a group stands for its members' private addresses; a
 CIDR rule meets the source as the instance sees it, after the gateway's NAT; a rule naming
 a prefix list (CloudFront's origin-facing list) stands for the list's entries.
+Before the groups, EC2's source/destination check: a port whose interface has it on
+passes only frames from and to the interface's own address, so the bastion forwards for
+the private subnet only once its check is off, as a NAT instance on AWS.
 
 The CDN edge (livestream_lab.edge) is another host of the internet, in a namespace of its
 own beside the root namespace; `apply_security_groups` lets its realiser follow a group
@@ -233,13 +236,23 @@ def _match(permission: Permission, peer: str, direction: str) -> list[str]:
     return words
 
 
-def _security_group_rules(lab: LabConfig, stack: Stack) -> list[str]:
+def security_group_rules(lab: LabConfig, stack: Stack) -> list[str]:
     """iptables-restore lines: one chain that every frame crossing a subnet bridge goes
     through, and for each machine port an egress chain (RETURN = allowed) and an ingress
     chain (ACCEPT = allowed). A new connection between two machines must pass the sender's
     egress and the receiver's ingress rules; answers pass as established."""
     main = _sg_chain(lab)
-    chains, rules = [main], [f"-A {main} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"]
+    chains, rules = [main], []
+    # EC2's source/destination check, before anything: an interface with it on sends only
+    # from its own address and takes only what is addressed to it, established or not (a
+    # NAT instance works only once the check is off)
+    for index, instance in enumerate(stack.instances):
+        for number, interface in enumerate(instance.interfaces):
+            if interface.source_dest_check:
+                port = lab.machine_veth(index, number)
+                rules += [f"-A {main} -m physdev --physdev-is-bridged --physdev-in {port} ! -s {interface.address} -j DROP",
+                          f"-A {main} -m physdev --physdev-is-bridged --physdev-out {port} ! -d {interface.address} -j DROP"]
+    rules.append(f"-A {main} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
     # nothing passes for being the lab's: what the router forwards keeps its sources and
     # meets the groups' rules (the lab probes its machines from inside them)
     for index, instance in enumerate(stack.instances):
@@ -290,7 +303,7 @@ def _security_groups(lab: LabConfig, stack: Stack) -> None:
         run("modprobe", "br_netfilter")  # a module on Debian's kernel, built in on others
     for index in range(len(stack.subnets)):
         run("ip", "link", "set", lab.bridge(index), "type", "bridge", "nf_call_iptables", "1")
-    rules = _security_group_rules(lab, stack)
+    rules = security_group_rules(lab, stack)
     run("iptables-restore", "-w", "--noflush", stdin_text="\n".join(rules) + "\n")
     # the ports' chains of machines the stack no longer has: unreferenced since the restore
     wanted = {line[1:].split()[0] for line in rules if line.startswith(":")}

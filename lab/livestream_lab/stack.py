@@ -27,6 +27,8 @@ class Interface:
     groups: list[str] = field(default_factory=list)
     # the public or Elastic IP the internet gateway maps to ``address``, if any
     public_address: ipaddress.IPv4Address | None = None
+    # EC2's source/destination check: the interface drops what is neither from nor to ``address``
+    source_dest_check: bool = True
 
 
 @dataclass
@@ -190,7 +192,8 @@ def describe(name: str, aws_env: dict[str, str], delegations: dict[str, list[str
         tags = _tags(raw)
         interfaces = [
             Interface(eni["NetworkInterfaceId"], eni["SubnetId"], ipaddress.ip_address(eni["PrivateIpAddress"]),
-                      [group["GroupId"] for group in eni.get("Groups", [])], _public_address(eni))
+                      [group["GroupId"] for group in eni.get("Groups", [])], _public_address(eni),
+                      eni.get("SourceDestCheck", True))
             for eni in sorted(raw.get("NetworkInterfaces", []), key=lambda e: e.get("Attachment", {}).get("DeviceIndex", 0))
         ]
         instances.append(Instance(raw["InstanceId"], tags.get("Name", raw["InstanceId"]), tags.get("Role", ""),

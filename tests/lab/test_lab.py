@@ -6,6 +6,7 @@ once and cached. The last test takes the lab down and compares the host with bef
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -210,21 +211,70 @@ def test_the_backend_reaches_the_apt_proxy_only_once_the_bastion_forwards_and_ma
     said = before.stdout + before.stderr
     assert "Could not get lock" not in said and ("Failed to fetch" in said or before.returncode != 0), said
 
-    # what the bastion role does, done here from the host in the bastion's network namespace
+    with _the_bastion_forwarding(lab_config):
+        after = ssh(lab_config, names["backend"], update, check=False, timeout=180)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "Failed to fetch" not in after.stdout + after.stderr
+
+
+@contextlib.contextmanager
+def _the_bastion_forwarding(lab_config):
+    """What the bastion role does (forward, masquerade what leaves the VPC), done here from the
+    host in the bastion's network namespace, and undone."""
     def in_bastion(*argv: str) -> list[str]:
-        return machines.in_network_of(lab_config, names["bastion"], list(argv))
+        return machines.in_network_of(lab_config, machine_names(lab_config)["bastion"], list(argv))
 
     vpc = lab_flow.State(lab_config)["vpc_cidr"]
     subprocess.run(in_bastion("sysctl", "-qw", "net.ipv4.ip_forward=1"), check=True)
     subprocess.run(in_bastion("iptables", "-t", "nat", "-A", "POSTROUTING", "-s", vpc, "!", "-d", vpc,
                               "-j", "MASQUERADE"), check=True)
     try:
-        after = ssh(lab_config, names["backend"], update, check=False, timeout=180)
-        assert after.returncode == 0, after.stdout + after.stderr
-        assert "Failed to fetch" not in after.stdout + after.stderr
+        yield
     finally:
         subprocess.run(in_bastion("iptables", "-t", "nat", "-F", "POSTROUTING"), check=False)
         subprocess.run(in_bastion("sysctl", "-qw", "net.ipv4.ip_forward=0"), check=False)
+
+
+def test_the_bastion_forwards_only_while_its_source_dest_check_is_off(lab, lab_config):
+    """EC2 drops, at an interface whose source/destination check is on, what is neither from
+    nor to its own address: a NAT instance forwards nothing until the check is off (the
+    collection's instances module turns it off for the bastion). The lab drops the same, and
+    follows the attribute changed in the API; one value, the instance's and its primary
+    interface's alike, as on EC2."""
+    names = machine_names(lab_config)
+    environment = aws_environment(lab_config)
+    ec2, _route53 = clients(environment)
+    bastion = ec2.describe_instances(Filters=[
+        {"Name": "tag:Stack", "Values": [lab_config.stack]}, {"Name": "tag:Role", "Values": ["bastion"]},
+        {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"][0]["Instances"][0]
+    primary = next(eni["NetworkInterfaceId"] for eni in bastion["NetworkInterfaces"]
+                   if eni["Attachment"]["DeviceIndex"] == 0)
+
+    def check_is() -> tuple[bool, bool]:
+        instance = ec2.describe_instance_attribute(InstanceId=bastion["InstanceId"], Attribute="sourceDestCheck")
+        interface = ec2.describe_network_interface_attribute(NetworkInterfaceId=primary, Attribute="sourceDestCheck")
+        return instance["SourceDestCheck"]["Value"], interface["SourceDestCheck"]["Value"]
+
+    def backend_reaches_the_apt_proxy() -> bool:
+        reach = f"timeout 5 bash -c 'exec 3<>/dev/tcp/{lab_config.internet_address}/{config.APT_PROXY_PORT}'"
+        return ssh(lab_config, names["backend"], reach, check=False).returncode == 0
+
+    def apply() -> None:
+        network.apply_security_groups(lab_config, describe(lab_config.stack, environment))
+
+    assert check_is() == (False, False)  # as provisioned
+    with _the_bastion_forwarding(lab_config):
+        assert backend_reaches_the_apt_proxy()
+        ec2.modify_instance_attribute(InstanceId=bastion["InstanceId"], SourceDestCheck={"Value": True})
+        try:
+            assert check_is() == (True, True)
+            apply()
+            assert not backend_reaches_the_apt_proxy()
+        finally:
+            ec2.modify_network_interface_attribute(NetworkInterfaceId=primary, SourceDestCheck={"Value": False})
+            apply()
+        assert check_is() == (False, False)
+        assert backend_reaches_the_apt_proxy()
 
 
 def test_up_again_keeps_the_running_lab(lab, lab_config):
