@@ -567,7 +567,7 @@ class Realiser:
         self.api_url = state["moto"]["url"]
         self.aws_env = aws_environment(self.api_url)
         self.records: dict[str, list[str]] = {}
-        # the security groups as `up` enforced them (first seen), then as the realiser did
+        # the security groups' rules as `up` enforced them (first seen), then as the realiser did
         self.rules: list[str] | None = None
         self.instances = 0
         # the distributions' versions when the stack was last read, and the rounds since
