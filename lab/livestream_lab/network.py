@@ -277,7 +277,7 @@ def security_group_rules(lab: LabConfig, stack: Stack) -> list[str]:
 HOOKED_CHAINS = (("filter", "FORWARD"), ("raw", "PREROUTING"))
 
 
-def _our_rules(lab: LabConfig, table: str, chain: str) -> list[str]:
+def our_rules(lab: LabConfig, table: str, chain: str) -> list[str]:
     """This lab's rules in one of the root namespace's chains, as `iptables -S` prints them."""
     return [line for line in output("iptables", "-w", "-t", table, "-S", chain).splitlines()
             if f'--comment "{comment(lab)}"' in line or f"--comment {comment(lab)}" in line]
@@ -306,10 +306,7 @@ def _security_groups(lab: LabConfig, stack: Stack) -> None:
     rules = security_group_rules(lab, stack)
     run("iptables-restore", "-w", "--noflush", stdin_text="\n".join(rules) + "\n")
     # the ports' chains of machines the stack no longer has: unreferenced since the restore
-    wanted = {line[1:].split()[0] for line in rules if line.startswith(":")}
-    for chain in sorted(set(_our_chains(lab)) - wanted):
-        run("iptables", "-w", "-F", chain, check=False)
-        run("iptables", "-w", "-X", chain, check=False)
+    _remove_chains(lab, keep={line[1:].split()[0] for line in rules if line.startswith(":")})
     for index in range(len(stack.subnets)):
         bridge, mark = lab.bridge(index), ["-m", "comment", "--comment", comment(lab)]
         ensure_rule("raw", "PREROUTING", ["-i", bridge, *mark, "-j", "CT", "--zone", str(conntrack_zone(lab, index))])
@@ -330,17 +327,14 @@ def apply_security_groups(lab: LabConfig, stack: Stack) -> None:
 
 def _remove_hooks(lab: LabConfig) -> None:
     for table, chain in HOOKED_CHAINS:
-        for line in _our_rules(lab, table, chain):
+        for line in our_rules(lab, table, chain):
             run("iptables", "-w", "-t", table, *line.replace("-A", "-D", 1).replace('"', "").split(), check=False)
 
 
-def _our_chains(lab: LabConfig) -> list[str]:
-    return [line.split()[1] for line in output("iptables", "-w", "-S").splitlines()
-            if line.startswith(f"-N ls{lab.tag}")]
-
-
-def _remove_chains(lab: LabConfig) -> None:
-    chains = _our_chains(lab)
+def _remove_chains(lab: LabConfig, keep: set[str] | frozenset[str] = frozenset()) -> None:
+    """The lab's chains in the root namespace, but those in ``keep``."""
+    chains = [line.split()[1] for line in output("iptables", "-w", "-S").splitlines()
+              if line.startswith(f"-N ls{lab.tag}") and line.split()[1] not in keep]
     for chain in chains:
         run("iptables", "-w", "-F", chain, check=False)
     for chain in chains:

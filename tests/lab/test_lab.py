@@ -47,6 +47,13 @@ def _soon(holds, within_s: float = 20) -> bool:
     return True
 
 
+def _running_instance(ec2, lab_config, role: str) -> dict:
+    """The stack's running instance of ``role``, as the API describes it."""
+    return ec2.describe_instances(Filters=[
+        {"Name": "tag:Stack", "Values": [lab_config.stack]}, {"Name": "tag:Role", "Values": [role]},
+        {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"][0]["Instances"][0]
+
+
 def _machines(lab_config) -> dict[str, dict]:
     """name -> the supervisor's view of the machine (spec, pids)."""
     found = {}
@@ -257,9 +264,7 @@ def test_the_bastion_forwards_only_while_its_source_dest_check_is_off(lab, lab_c
     names = machine_names(lab_config)
     environment = aws_environment(lab_config)
     ec2, _route53 = clients(environment)
-    bastion = ec2.describe_instances(Filters=[
-        {"Name": "tag:Stack", "Values": [lab_config.stack]}, {"Name": "tag:Role", "Values": ["bastion"]},
-        {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"][0]["Instances"][0]
+    bastion = _running_instance(ec2, lab_config, "bastion")
     primary = next(eni["NetworkInterfaceId"] for eni in bastion["NetworkInterfaces"]
                    if eni["Attachment"]["DeviceIndex"] == 0)
 
@@ -322,9 +327,7 @@ def test_the_security_groups_the_api_holds_are_enforced_and_followed(lab, lab_co
     # removal too (`make lab` would also re-provision, which takes the stray rule away)
     environment = aws_environment(lab_config)
     ec2, _route53 = clients(environment)
-    instance = ec2.describe_instances(Filters=[
-        {"Name": "tag:Stack", "Values": [lab_config.stack]}, {"Name": "tag:Role", "Values": ["frontend"]},
-        {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"][0]["Instances"][0]
+    instance = _running_instance(ec2, lab_config, "frontend")
     group = instance["NetworkInterfaces"][0]["Groups"][0]["GroupId"]
     rule = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
     ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=rule)
@@ -351,10 +354,7 @@ def test_the_bastion_lets_ssh_in_from_the_admin_cidrs_only(lab, lab_config):
 
 
 def _lab_rules_in_the_hosts_chains(lab_config) -> list[str]:
-    return sorted(line for table in ("filter", "raw")
-                  for line in subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True,
-                                             check=True).stdout.splitlines()
-                  if network.comment(lab_config) in line and not line.startswith("-N"))
+    return sorted(line for table, chain in network.HOOKED_CHAINS for line in network.our_rules(lab_config, table, chain))
 
 
 def test_the_groups_applied_again_never_leave_a_port_open_meanwhile(lab, lab_config):
